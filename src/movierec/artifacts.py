@@ -1,0 +1,298 @@
+"""Run directories: everything needed to rebuild a recommender, saved as state, never pickled.
+
+Layout of ``runs/<name>/``:
+
+- ``weights.safetensors`` model tensors (``model.*``), the bias fallback (``fallback.*``) and the
+  items each user rated in training (``seen.*``)
+- ``run.json``          model name and config, training config, rating scale, sizes, provenance
+- ``id_map.json``       raw user and item IDs in index order
+- ``items.json``        item metadata (title, genres, year), when the dataset has it
+- ``metrics.json``, ``history.csv``, ``learning_curve.png``  the run's results
+- ``manifest.json``     SHA-256 of every file above
+
+A run is written into a temporary sibling folder and renamed into place, so a crash leaves either
+the previous complete run or the new one, never a half-written mix. :func:`load_run` checks the
+manifest, shapes and sizes before building anything, and refuses a run that does not add up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from movierec import __version__
+from movierec.data.encoder import IdEncoder
+from movierec.data.tensors import SeenItems
+from movierec.errors import ArtifactError, MovieRecError
+from movierec.models import build_model
+from movierec.models.biases import Biases
+from movierec.recommend import Recommender
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+MANIFEST = "manifest.json"
+REQUIRED = (WEIGHTS, "run.json", "id_map.json")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def save_run(
+    run_dir: Path,
+    recommender: Recommender,
+    *,
+    model_config: Any,
+    train_config: Any,
+    info: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    history: pd.DataFrame | None = None,
+    extra_files: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a complete run directory atomically; returns its path.
+
+    Args:
+        run_dir: Target folder. An existing run there is replaced as a whole; any other
+            non-empty folder is refused, so nothing of the user's is overwritten.
+        recommender: The trained recommender to save.
+        model_config: The model's config dataclass.
+        train_config: The training config dataclass.
+        info: Provenance (dataset, split, seed, ...), stored in ``run.json``.
+        metrics: Test metrics for ``metrics.json``.
+        history: Per-epoch history for ``history.csv``.
+        extra_files: Called with the staging folder to add files (the learning curve) before the
+            manifest is written.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (
+        not run_dir.is_dir() or (any(run_dir.iterdir()) and not (run_dir / MANIFEST).exists())
+    ):
+        raise ArtifactError(
+            f"{run_dir} exists and is not a movierec run directory; choose another --out "
+            f"or remove it yourself"
+        )
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.tmp-", dir=run_dir.parent))
+    try:
+        _write_contents(staging, recommender, model_config, train_config, info, metrics, history)
+        if extra_files is not None:
+            extra_files(staging)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "files": {
+                p.name: sha256_of(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST
+            },
+        }
+        write_json(staging / MANIFEST, manifest)
+        _fsync_dir(staging)
+        _swap_into_place(staging, run_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return run_dir
+
+
+def _write_contents(
+    folder: Path,
+    recommender: Recommender,
+    model_config: Any,
+    train_config: Any,
+    info: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None,
+    history: pd.DataFrame | None,
+) -> None:
+    model = recommender.model
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["fallback.user_bias"] = recommender.fallback.user_bias.contiguous()
+    tensors["fallback.item_bias"] = recommender.fallback.item_bias.contiguous()
+    tensors["seen.indptr"] = recommender.seen.indptr.contiguous()
+    tensors["seen.indices"] = recommender.seen.indices.contiguous()
+    save_file(tensors, folder / WEIGHTS, metadata={"format": f"movierec-run-{FORMAT_VERSION}"})
+    run = {
+        "format": FORMAT_VERSION,
+        "movierec_version": __version__,
+        "model": model.name,
+        "model_config": _jsonable(model_config),
+        "train_config": _jsonable(train_config),
+        "rating_scale": list(model.rating_scale),
+        "n_users": model.n_users,
+        "n_items": model.n_items,
+        "fallback_global_mean": recommender.fallback.global_mean,
+        **{k: _jsonable(v) for k, v in info.items()},
+    }
+    write_json(folder / "run.json", run)
+    write_json(folder / "id_map.json", recommender.encoder.to_json())
+    if recommender.items is not None:
+        # pandas writes <NA> as null and keeps ints as ints.
+        records = json.loads(recommender.items.to_json(orient="records", force_ascii=False))
+        write_json(folder / "items.json", records)
+    if metrics is not None:
+        write_json(folder / "metrics.json", dict(metrics))
+    if history is not None:
+        history.to_csv(folder / "history.csv", index=False)
+
+
+def _fsync_dir(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _swap_into_place(staging: Path, run_dir: Path) -> None:
+    """Replace ``run_dir`` by ``staging`` with renames only (the old run is kept until then)."""
+    if not run_dir.exists():
+        os.replace(staging, run_dir)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
+    os.rmdir(retired)
+    os.replace(run_dir, retired)
+    try:
+        os.replace(staging, run_dir)
+    except OSError:
+        os.replace(retired, run_dir)  # put the previous run back
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} cannot be read as JSON ({exc}); the run is corrupt") from None
+
+
+def verify_manifest(run_dir: Path) -> dict[str, str]:
+    """Check every file listed in the manifest against its SHA-256; return the listing."""
+    manifest = read_json(run_dir / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{run_dir / MANIFEST} has no file list; the run is corrupt")
+    for name in REQUIRED:
+        if name not in files:
+            raise ArtifactError(f"{run_dir}: the manifest does not list {name}; the run is corrupt")
+    for name, expected in files.items():
+        path = run_dir / name
+        if Path(name).name != name:
+            raise ArtifactError(f"{run_dir}: the manifest names a path outside the run ({name!r})")
+        if not path.is_file():
+            raise ArtifactError(f"{run_dir}: {name} is missing; retrain or restore the run")
+        if sha256_of(path) != expected:
+            raise ArtifactError(
+                f"{path} does not match its SHA-256 in the manifest: the file was changed or "
+                f"truncated after the run was saved; retrain or restore the run"
+            )
+    return files
+
+
+def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
+    """Rebuild the recommender saved in ``run_dir`` and return it with its ``run.json``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        raise ArtifactError(
+            f"{run_dir} is not a movierec run directory (no {MANIFEST}); "
+            f"train one with `movierec train --out {run_dir}`"
+        )
+    files = verify_manifest(run_dir)
+    run = read_json(run_dir / "run.json")
+    if run.get("format") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{run_dir} was written in run format {run.get('format')!r}; this movierec reads "
+            f"format {FORMAT_VERSION}"
+        )
+    encoder = IdEncoder.from_json(read_json(run_dir / "id_map.json"))
+    n_users, n_items = int(run["n_users"]), int(run["n_items"])
+    if (encoder.n_users, encoder.n_items) != (n_users, n_items):
+        raise ArtifactError(
+            f"{run_dir}: the ID map has {encoder.n_users} users and {encoder.n_items} items but "
+            f"the model was built for {n_users} and {n_items}; the run is inconsistent"
+        )
+    try:
+        tensors = load_file(run_dir / WEIGHTS)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{run_dir / WEIGHTS} cannot be read ({exc})") from None
+    try:
+        model = build_model(
+            run["model"], n_users, n_items, tuple(run["rating_scale"]), run["model_config"]
+        )
+    except MovieRecError as exc:
+        raise ArtifactError(
+            f"{run_dir}/run.json describes a model this movierec cannot build: {exc}"
+        ) from None
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ArtifactError(
+            f"{run_dir / WEIGHTS} does not fit the model in run.json ({first}); "
+            "the run is inconsistent"
+        ) from None
+    try:
+        fallback = Biases(
+            float(run["fallback_global_mean"]),
+            tensors["fallback.user_bias"],
+            tensors["fallback.item_bias"],
+        )
+        seen = SeenItems(tensors["seen.indptr"], tensors["seen.indices"], n_items)
+    except KeyError as exc:
+        raise ArtifactError(f"{run_dir / WEIGHTS} lacks tensor {exc}; the run is corrupt") from None
+    if (
+        fallback.user_bias.shape != (n_users,)
+        or fallback.item_bias.shape != (n_items,)
+        or seen.indptr.shape != (n_users + 1,)
+    ):
+        raise ArtifactError(
+            f"{run_dir / WEIGHTS}: fallback or seen-item tensors have the wrong shape"
+        )
+    if seen.indices.numel() and (int(seen.indices.max()) >= n_items or int(seen.indices.min()) < 0):
+        raise ArtifactError(f"{run_dir / WEIGHTS}: seen items point outside the catalogue")
+    items = None
+    if "items.json" in files:
+        items = pd.DataFrame.from_records(read_json(run_dir / "items.json"))
+    model.eval()
+    info = {k: run.get(k) for k in ("model", "dataset", "split", "seed", "objective") if k in run}
+    return Recommender(model, encoder, fallback, seen, items, info), run
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w", **kwargs: Any):
+    """Write ``path`` through a temporary sibling and rename it into place on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,335 @@
+"""The ``movierec`` command line: parse, delegate, print. No logic of its own.
+
+Errors users can cause print one line (``error: ...``) on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from movierec.errors import MovieRecError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="movierec: train the EmbeddingNet and its baselines on MovieLens, and recommend.",
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RATING_KEYS = ("rmse", "mae")
+
+
+def user_errors(command: F) -> F:
+    """Turn the project's own errors into one clear line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MovieRecError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was written", highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
+    """Models side by side: rating error, ranking quality, cost."""
+    columns = [
+        ("model", "model"),
+        ("rmse", "RMSE"),
+        ("mae", "MAE"),
+        (f"precision@{k}", f"P@{k}"),
+        (f"recall@{k}", f"R@{k}"),
+        (f"ndcg@{k}", f"NDCG@{k}"),
+        ("epochs", "epochs"),
+        ("train_seconds", "train s"),
+        ("ratings_per_second", "ratings/s"),
+    ]
+    table = Table(title=title)
+    for _, header in columns:
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(key)) for key, _ in columns))
+    return table
+
+
+def _options(seed: int, device: str, threads: int | None, quiet: bool):
+    from movierec.config import RunOptions
+
+    return RunOptions(seed=seed, device=device, threads=threads, progress=not quiet)
+
+
+def _columns(columns: str | None) -> list[str] | None:
+    return [c.strip() for c in columns.split(",")] if columns else None
+
+
+SeedOpt = typer.Option(0, "--seed", help="Seed for the split, initialisation, shuffling, dropout.")
+DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+DataOpt = typer.Option(..., "--data", help="A catalogue name (ml-100k), a directory or a file.")
+SplitOpt = typer.Option(
+    None, "--split", help="u1..u5 (ml-100k), random[:F], temporal[:F], leave-last[:K]."
+)
+ColumnsOpt = typer.Option(
+    None, "--columns", help="Column names of a ratings file: user,item,rating[,timestamp]."
+)
+KOpt = typer.Option(10, "--k", "-k", help="How many items.")
+
+
+@app.command()
+@user_errors
+def datasets(as_json: bool = JsonOpt) -> None:
+    """List the MovieLens catalogue and what is in the local cache."""
+    from movierec.data.catalogue import CATALOGUE, cache_dir, cached_path
+
+    rows = [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "size_bytes": spec.size_bytes,
+            "md5": spec.md5,
+            "cached": str(cached_path(name)) if cached_path(name) else None,
+        }
+        for name, spec in CATALOGUE.items()
+    ]
+    if as_json:
+        print_json({"cache": str(cache_dir()), "datasets": rows})
+        return
+    table = Table(title=f"MovieLens datasets (cache: {cache_dir()})")
+    for header in ("name", "description", "size", "cached"):
+        table.add_column(header)
+    for row in rows:
+        size = f"{row['size_bytes'] / 1e6:,.1f} MB" if row["size_bytes"] else "?"
+        table.add_row(row["name"], row["description"], size, row["cached"] or "-")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def fetch(
+    name: str = typer.Argument(..., help="Dataset name, e.g. ml-100k."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Download (or rebuild from the offline mirror) a dataset into the cache."""
+    from movierec.data.catalogue import fetch as fetch_dataset
+
+    result = fetch_dataset(name, progress=not quiet)
+    if as_json:
+        print_json({"name": name, "path": str(result.path), "source": result.source})
+    else:
+        out.print(f"{name}: {result.path} (source: {result.source})", highlight=False)
+
+
+@app.command()
+@user_errors
+def train(
+    data: str = DataOpt,
+    split: str | None = SplitOpt,
+    model: str | None = typer.Option(None, "--model", help="embedding-net, mf, bias or mean."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory to write."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with [model] and [train]."
+    ),
+    columns: str | None = ColumnsOpt,
+    k: int = KOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    threads: int | None = ThreadsOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train one model, evaluate it on the test split, and save the run."""
+    from movierec.experiment import train as train_run
+
+    run = train_run(
+        data,
+        split=split,
+        model=model,
+        config_path=config,
+        out=out_dir,
+        epochs=epochs,
+        columns=_columns(columns),
+        options=_options(seed, device, threads, quiet or as_json),
+        k=k,
+    )
+    if as_json:
+        print_json(run.metrics)
+        return
+    title = f"{run.metrics['dataset']} / split {run.metrics['split']} (test set)"
+    out.print(metrics_table([run.metrics], k, title))
+    if out_dir is not None:
+        out.print(f"run saved to {out_dir}", highlight=False)
+
+
+@app.command()
+@user_errors
+def compare(
+    data: str = DataOpt,
+    split: str | None = SplitOpt,
+    models: str = typer.Option("embedding-net,mf,bias,mean", "--models", help="Comma-separated."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
+    columns: str | None = ColumnsOpt,
+    k: int = KOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    threads: int | None = ThreadsOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train several models on the same split and print their metrics side by side."""
+    from movierec.experiment import compare_models
+
+    runs = compare_models(
+        data,
+        [m.strip() for m in models.split(",") if m.strip()],
+        split=split,
+        out=out_dir,
+        columns=_columns(columns),
+        options=_options(seed, device, threads, quiet or as_json),
+        k=k,
+    )
+    rows = [run.metrics for run in runs]
+    if as_json:
+        print_json(rows)
+        return
+    first = rows[0]
+    out.print(metrics_table(rows, k, f"{first['dataset']} / split {first['split']} (test set)"))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `movierec train`."),
+    data: str = DataOpt,
+    split: str | None = SplitOpt,
+    columns: str | None = ColumnsOpt,
+    k: int = KOpt,
+    seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Evaluate a saved run on a dataset's test split."""
+    from movierec.experiment import evaluate_run
+
+    metrics = evaluate_run(run_dir, data, split=split, columns=_columns(columns), seed=seed, k=k)
+    if as_json:
+        print_json(metrics)
+        return
+    out.print(metrics_table([metrics], k, f"{metrics['dataset']} / split {metrics['split']}"))
+
+
+def _print_items(rows: list[dict[str, Any]], as_json: bool, title: str, score: str) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=title)
+    for header in ("#", "item", "title", "genres", score):
+        table.add_column(header, justify="right" if header in ("#", score) else "left")
+    for rank, row in enumerate(rows, 1):
+        table.add_row(
+            str(rank),
+            str(row["item"]),
+            row["title"],
+            row["genres"].replace("|", ", "),
+            f"{row['score']:.3f}",
+        )
+    out.print(table)
+
+
+RunArg = typer.Argument(..., help="A run directory written by `movierec train`.")
+
+
+@app.command()
+@user_errors
+def recommend(
+    run_dir: Path = RunArg,
+    user: str = typer.Option(..., "--user", help="Raw user ID from the dataset."),
+    k: int = KOpt,
+    include_seen: bool = typer.Option(
+        False, "--include-seen", help="Also rank items rated in training."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Top-k movies for a user, with titles and predicted ratings."""
+    from movierec.artifacts import load_run
+
+    recommender, _ = load_run(run_dir)
+    items = recommender.top_n(user, k, exclude_seen=not include_seen)
+    _print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", "predicted")
+
+
+@app.command()
+@user_errors
+def similar(
+    run_dir: Path = RunArg,
+    item: str = typer.Option(..., "--item", help="Raw item ID from the dataset."),
+    k: int = KOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Movies most similar to one movie (cosine similarity of item embeddings)."""
+    from movierec.artifacts import load_run
+
+    recommender, _ = load_run(run_dir)
+    items = recommender.similar_items(item, k)
+    index = recommender.encoder.item_index(item)
+    title = f"Movies similar to {recommender.title(index)}"
+    _print_items([i.to_dict() for i in items], as_json, title, "cosine")
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Path = RunArg,
+    user: str = typer.Option(..., "--user", help="Raw user ID."),
+    item: str = typer.Option(..., "--item", help="Raw item ID."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The predicted rating of one user for one movie."""
+    from movierec.artifacts import load_run
+
+    recommender, _ = load_run(run_dir)
+    rating = float(recommender.predict([user], [item], unknown="error")[0])
+    title = recommender.title(recommender.encoder.item_index(item))
+    if as_json:
+        print_json({"user": user, "item": item, "title": title, "rating": rating})
+    else:
+        out.print(f"user {user} -> {title}: {rating:.3f}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``movierec`` script and ``python -m movierec``."""
+    app()

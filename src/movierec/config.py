@@ -1,0 +1,141 @@
+"""Training options and configuration files.
+
+:class:`TrainConfig` holds the hyperparameters of the one training loop; :class:`RunOptions` holds
+what is not a hyperparameter (seed, device, threads, progress display). A TOML file can set the
+model, its options and the training options::
+
+    [model]
+    name = "embedding-net"
+    n_factors = 150
+    hidden = [100, 200, 300]
+
+    [train]
+    epochs = 20
+    lr = 1e-3
+
+Command-line flags override the file; the file overrides each model's preferred defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from movierec.errors import ConfigError
+
+SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of the training loop (MSE loss, Adam).
+
+    Attributes:
+        epochs: Maximum number of passes over the training ratings.
+        batch_size: Ratings per optimiser step.
+        lr: Adam's learning rate (the peak rate for the one-cycle schedule).
+        weight_decay: Adam's L2 weight decay.
+        schedule: ``constant``, ``one-cycle`` or ``cosine-restarts``.
+        restart_epochs: Length of the first cycle of ``cosine-restarts``, in epochs.
+        patience: Epochs without a better validation RMSE before stopping (0: never stop early).
+        validation_fraction: Share of the training part carved out for early stopping.
+    """
+
+    epochs: int = 20
+    batch_size: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    schedule: str = "constant"
+    restart_epochs: int = 2
+    patience: int = 3
+    validation_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 0:
+            problems.append(f"epochs must be >= 0 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"lr must be a positive number (got {self.lr})")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.schedule not in SCHEDULES:
+            problems.append(
+                f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"
+            )
+        if self.restart_epochs < 1:
+            problems.append(f"restart_epochs must be >= 1 (got {self.restart_epochs})")
+        if self.patience < 0:
+            problems.append(f"patience must be >= 0 (got {self.patience})")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            problems.append(
+                f"validation_fraction must be in [0, 1) (got {self.validation_fraction})"
+            )
+        if problems:
+            raise ConfigError("invalid training options: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown training option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"invalid training options: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, as opposed to what to learn.
+
+    Attributes:
+        seed: Seeds the split, the validation carve-out, initialisation, shuffling and dropout.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU threads for PyTorch; None uses every core.
+        progress: Show a progress bar per epoch on stderr.
+    """
+
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """What a TOML configuration file says: model name and options, training options."""
+
+    model: str | None
+    model_options: dict[str, Any]
+    train_options: dict[str, Any]
+
+
+def load_config_file(path: Path) -> FileConfig:
+    """Read a TOML configuration file with optional ``[model]`` and ``[train]`` tables."""
+    try:
+        payload = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(payload) - {"model", "train"})
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown table(s) {', '.join(unknown)}; use [model] and [train]"
+        )
+    model = dict(payload.get("model", {}))
+    name = model.pop("name", None)
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"config file {path}: [model] name must be a string")
+    return FileConfig(name, model, dict(payload.get("train", {})))

@@ -1,0 +1,133 @@
+"""Train/test splits and the validation carve-out, all deterministic under a seed.
+
+- ``u1``..``u5``: ml-100k's canonical folds, as GroupLens' ``mku.sh`` builds them: fold ``i``'s
+  test set is lines ``20000*(i-1)+1 .. 20000*i`` of ``u.data``; the rest is its training set.
+- ``random[:F]``: a uniformly random fraction ``F`` (default 0.2) of the ratings is the test set.
+- ``temporal[:F]``: the latest fraction ``F`` of the ratings by timestamp is the test set.
+- ``leave-last[:K]``: each user's ``K`` latest ratings (default 1) are the test set; users with
+  ``K`` or fewer ratings keep them all in training.
+
+The validation set used for early stopping is always carved from the training part
+(:func:`carve_validation`); the test set is never seen before the final evaluation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from movierec.errors import ConfigError, DataError
+
+CANONICAL_FOLD_SIZE = 20_000
+ML100K_RATINGS = 100_000
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named train/test split of the canonical ratings frame (raw IDs)."""
+
+    name: str
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def canonical_fold(ratings: pd.DataFrame, fold: int, layout: str) -> Split:
+    """ml-100k's ``u<fold>`` split; ``ratings`` must be ``u.data`` in its original line order."""
+    if layout != "ml-100k" or len(ratings) != ML100K_RATINGS:
+        raise ConfigError(
+            f"split u{fold} is ml-100k's canonical fold and needs the 100,000 ratings of u.data "
+            f"(got layout {layout!r} with {len(ratings):,} ratings); use --split random instead"
+        )
+    if not 1 <= fold <= 5:
+        raise ConfigError(f"ml-100k has folds u1..u5, not u{fold}")
+    start = CANONICAL_FOLD_SIZE * (fold - 1)
+    in_test = np.zeros(len(ratings), dtype=bool)
+    in_test[start : start + CANONICAL_FOLD_SIZE] = True
+    return Split(f"u{fold}", _sorted(ratings[~in_test]), _sorted(ratings[in_test]))
+
+
+def random_split(ratings: pd.DataFrame, test_fraction: float, seed: int) -> Split:
+    """A uniformly random ``test_fraction`` of the rows is the test set."""
+    _check_fraction(test_fraction)
+    rng = np.random.default_rng(seed)
+    in_test = rng.random(len(ratings)) < test_fraction
+    return Split(f"random:{test_fraction:g}", ratings[~in_test], ratings[in_test])
+
+
+def temporal_split(ratings: pd.DataFrame, test_fraction: float) -> Split:
+    """The latest ``test_fraction`` of the ratings (ties broken by row order) is the test set."""
+    _check_fraction(test_fraction)
+    order = np.argsort(ratings["timestamp"].to_numpy(), kind="stable")
+    n_test = round(len(ratings) * test_fraction)
+    in_test = np.zeros(len(ratings), dtype=bool)
+    in_test[order[len(ratings) - n_test :]] = True
+    return Split(f"temporal:{test_fraction:g}", ratings[~in_test], ratings[in_test])
+
+
+def leave_last_out(ratings: pd.DataFrame, k: int) -> Split:
+    """Each user's ``k`` latest ratings form the test set (users with <= k ratings: none)."""
+    if k < 1:
+        raise ConfigError(f"leave-last needs k >= 1, got {k}")
+    frame = ratings.assign(_row=np.arange(len(ratings)))
+    frame = frame.sort_values(["user_id", "timestamp", "_row"], kind="stable")
+    from_end = frame.groupby("user_id", sort=False).cumcount(ascending=False).to_numpy()
+    per_user = frame.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    test_rows = frame["_row"].to_numpy()[(from_end < k) & (per_user > k)]
+    in_test = np.zeros(len(ratings), dtype=bool)
+    in_test[test_rows] = True
+    return Split(f"leave-last:{k}", ratings[~in_test], ratings[in_test])
+
+
+def carve_validation(
+    train: pd.DataFrame, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the training part into (fit, validation) rows at random, seeded.
+
+    Only training rows are ever used here, so early stopping never sees the test set.
+    """
+    if fraction <= 0:
+        return train, train.iloc[:0]
+    _check_fraction(fraction)
+    rng = np.random.default_rng([seed, 0x7A11])  # a stream apart from the test split's
+    in_valid = rng.random(len(train)) < fraction
+    return train[~in_valid], train[in_valid]
+
+
+_SPEC = re.compile(r"^(?P<kind>u[1-5]|random|temporal|leave-last)(?::(?P<arg>[0-9.]+))?$")
+
+
+def make_split(ratings: pd.DataFrame, spec: str, *, layout: str, seed: int) -> Split:
+    """Parse a split name (``u1``, ``random:0.2``, ``temporal``, ``leave-last:1``) and apply it."""
+    match = _SPEC.match(spec.strip())
+    if not match:
+        raise ConfigError(
+            f"unknown split {spec!r}; use u1..u5 (ml-100k), random[:F], temporal[:F] "
+            f"or leave-last[:K], e.g. random:0.2"
+        )
+    kind, arg = match["kind"], match["arg"]
+    try:
+        if kind.startswith("u") and kind[1:].isdigit():
+            if arg is not None:
+                raise ConfigError(f"split {kind} takes no argument")
+            return canonical_fold(ratings, int(kind[1:]), layout)
+        if kind == "random":
+            return random_split(ratings, float(arg or 0.2), seed)
+        if kind == "temporal":
+            return temporal_split(ratings, float(arg or 0.2))
+        return leave_last_out(ratings, int(float(arg or 1)))
+    except ValueError as exc:
+        raise ConfigError(f"bad split argument in {spec!r}: {exc}") from None
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"a split fraction must be between 0 and 1, got {fraction}")
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError("a split produced an empty set; the ratings file is too small")
+    return frame.sort_values(["user_id", "item_id"], kind="stable")

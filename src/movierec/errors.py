@@ -1,0 +1,39 @@
+"""The project's own exception types.
+
+Every error a user can cause (a bad file, an unknown dataset or ID, a broken run directory, a bad
+option) is one of these, with a message that says what went wrong, where, and how to fix it. The
+command line turns them into one line on stderr and exit code 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class MovieRecError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+
+class ConfigError(MovieRecError):
+    """An option or configuration value is invalid."""
+
+
+class DataError(MovieRecError):
+    """A dataset or ratings file cannot be read, or its content makes no sense."""
+
+
+class DownloadError(DataError):
+    """A dataset could not be fetched from any of its sources."""
+
+
+class ChecksumError(DataError):
+    """A downloaded or rebuilt file does not match its published checksum."""
+
+
+class UnknownIdError(MovieRecError, KeyError):
+    """A raw user or item ID that the model never saw in training."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ArtifactError(MovieRecError):
+    """A run directory is missing, incomplete, tampered with or inconsistent."""

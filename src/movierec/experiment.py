@@ -1,0 +1,291 @@
+"""From a dataset name to a saved, evaluated run: the steps behind ``movierec train``.
+
+Data flows one way: ratings file -> canonical frame -> split -> validation carve-out (from the
+training part only) -> IdEncoder fitted on the ratings the model learns from -> tensors -> model
+-> metrics on the untouched test set -> run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from movierec.config import RunOptions, TrainConfig, load_config_file
+from movierec.data.encoder import IdEncoder
+from movierec.data.readers import RatingsData, load_data
+from movierec.data.splits import Split, carve_validation, make_split
+from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.errors import ConfigError
+from movierec.evaluation import evaluate
+from movierec.models import build_model, make_config, model_class
+from movierec.models.biases import fit_biases
+from movierec.recommend import Recommender
+from movierec.training import EpochRecord, FitResult, configure_threads, fit
+
+DEFAULT_MODEL = "embedding-net"
+
+
+def default_split(data: RatingsData) -> str:
+    """``u1`` for ml-100k (its canonical fold), a seeded 80/20 random split otherwise."""
+    return "u1" if data.layout == "ml-100k" and len(data.ratings) == 100_000 else "random:0.2"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset split into the parts training and evaluation need."""
+
+    data: RatingsData
+    split: Split
+    fit_frame: pd.DataFrame
+    valid_frame: pd.DataFrame
+    encoder: IdEncoder
+    fit_tensors: RatingTensors
+    valid_tensors: RatingTensors
+    seen: SeenItems
+
+
+def prepare(
+    data: RatingsData, split: str | None, *, seed: int, validation_fraction: float
+) -> Prepared:
+    """Split, carve the validation set from the training part, encode, and tensorise."""
+    chosen = make_split(data.ratings, split or default_split(data), layout=data.layout, seed=seed)
+    fit_frame, valid_frame = carve_validation(chosen.train, validation_fraction, seed)
+    encoder = IdEncoder.fit(fit_frame)
+    fit_tensors = RatingTensors.from_frame(fit_frame, encoder)
+    seen = SeenItems.from_tensors(
+        RatingTensors.from_frame(chosen.train, encoder), encoder.n_users, encoder.n_items
+    )
+    return Prepared(
+        data,
+        chosen,
+        fit_frame,
+        valid_frame,
+        encoder,
+        fit_tensors,
+        RatingTensors.from_frame(valid_frame, encoder),
+        seen,
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to train, with which options: resolved from flags, a config file, defaults."""
+
+    name: str
+    config: Any
+    train: TrainConfig
+
+    @classmethod
+    def resolve(
+        cls,
+        model: str | None = None,
+        config_path: Path | None = None,
+        model_options: Mapping[str, Any] | None = None,
+        train_options: Mapping[str, Any] | None = None,
+    ) -> ModelSpec:
+        """Flags override the config file, which overrides the model's preferred defaults."""
+        file = load_config_file(config_path) if config_path else None
+        name = model or (file.model if file else None) or DEFAULT_MODEL
+        same_model = file is not None and (file.model is None or file.model == name)
+        options = {**(file.model_options if same_model else {}), **(model_options or {})}
+        train_values = {
+            **model_class(name).default_train_overrides(),
+            **(file.train_options if file else {}),
+            **(train_options or {}),
+        }
+        return cls(name, make_config(name, options), TrainConfig.from_mapping(train_values))
+
+
+@dataclass
+class TrainedRun:
+    """The outcome of training one model on one split."""
+
+    spec: ModelSpec
+    recommender: Recommender
+    fit: FitResult
+    metrics: dict[str, Any]
+    info: dict[str, Any]
+
+
+def train_model(
+    prepared: Prepared, spec: ModelSpec, options: RunOptions, *, k: int = 10
+) -> TrainedRun:
+    """Train ``spec`` on ``prepared`` and evaluate it once on the test split."""
+    configure_threads(options.threads)
+    torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
+    encoder = prepared.encoder
+    model = build_model(
+        spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
+    )
+    valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
+    result = fit(model, prepared.fit_tensors, valid, spec.train, options)
+    fallback = fit_biases(
+        prepared.fit_tensors.user_idx,
+        prepared.fit_tensors.item_idx,
+        prepared.fit_tensors.rating,
+        encoder.n_users,
+        encoder.n_items,
+    )
+    recommender = Recommender(
+        model,
+        encoder,
+        fallback,
+        prepared.seen,
+        prepared.data.items,
+        {"model": spec.name, "dataset": prepared.data.name, "split": prepared.split.name},
+    )
+    started = time.perf_counter()
+    metrics = evaluate(recommender, prepared.split.train, prepared.split.test, k=k)
+    evaluation_seconds = time.perf_counter() - started
+    summary = {
+        "model": spec.name,
+        "dataset": prepared.data.name,
+        "split": prepared.split.name,
+        **metrics,
+        "train_seconds": result.train_seconds,
+        "evaluation_seconds": evaluation_seconds,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "ratings_per_second": result.ratings_per_second,
+        "n_fit": len(prepared.fit_tensors),
+        "n_valid": len(prepared.valid_frame),
+        "n_test": len(prepared.split.test),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seed": options.seed,
+    }
+    info = {
+        "dataset": prepared.data.name,
+        "data_source": str(prepared.data.source),
+        "split": prepared.split.name,
+        "seed": options.seed,
+        "best_epoch": result.best_epoch,
+    }
+    return TrainedRun(spec, recommender, result, summary, info)
+
+
+def save_trained(run: TrainedRun, out: Path) -> Path:
+    """Write ``run`` as a run directory (weights, config, ID maps, metrics, history, plot)."""
+    from movierec.artifacts import save_run
+    from movierec.plotting import plot_learning_curve
+
+    columns = [f.name for f in dataclasses.fields(EpochRecord)]
+    history = pd.DataFrame(run.fit.history_rows(), columns=columns)
+
+    def add_plot(folder: Path) -> None:
+        if run.fit.history:
+            plot_learning_curve(
+                run.fit.history,
+                folder / "learning_curve.png",
+                f"{run.spec.name} on {run.info['dataset']} ({run.info['split']})",
+            )
+
+    return save_run(
+        out,
+        run.recommender,
+        model_config=run.spec.config,
+        train_config=run.spec.train,
+        info=run.info,
+        metrics=run.metrics,
+        history=history,
+        extra_files=add_plot,
+    )
+
+
+def train(
+    data: str | RatingsData,
+    *,
+    split: str | None = None,
+    model: str | None = None,
+    config_path: Path | None = None,
+    out: Path | None = None,
+    epochs: int | None = None,
+    columns: Sequence[str] | None = None,
+    options: RunOptions | None = None,
+    k: int = 10,
+) -> TrainedRun:
+    """Load ``data``, train one model, evaluate it on the test split and optionally save it."""
+    options = options or RunOptions()
+    spec = ModelSpec.resolve(
+        model, config_path, train_options={"epochs": epochs} if epochs is not None else None
+    )
+    dataset = (
+        data
+        if isinstance(data, RatingsData)
+        else load_data(data, columns=columns, progress=options.progress)
+    )
+    prepared = prepare(
+        dataset, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
+    )
+    run = train_model(prepared, spec, options, k=k)
+    if out is not None:
+        save_trained(run, Path(out))
+        run.metrics["run_dir"] = str(out)
+    return run
+
+
+def compare_models(
+    data: str | RatingsData,
+    models: Sequence[str],
+    *,
+    split: str | None = None,
+    out: Path | None = None,
+    columns: Sequence[str] | None = None,
+    options: RunOptions | None = None,
+    k: int = 10,
+) -> list[TrainedRun]:
+    """Train each model on the same split (same seed) and evaluate each on the same test set.
+
+    With ``out``, each run is saved to ``out/<model>``.
+    """
+    options = options or RunOptions()
+    specs = [ModelSpec.resolve(name) for name in models]
+    if not specs:
+        raise ConfigError("give at least one model to compare, e.g. --models embedding-net,bias")
+    dataset = (
+        data
+        if isinstance(data, RatingsData)
+        else load_data(data, columns=columns, progress=options.progress)
+    )
+    prepared_by_fraction: dict[float, Prepared] = {}
+    runs = []
+    for spec in specs:
+        fraction = spec.train.validation_fraction
+        if fraction not in prepared_by_fraction:
+            prepared_by_fraction[fraction] = prepare(
+                dataset, split, seed=options.seed, validation_fraction=fraction
+            )
+        run = train_model(prepared_by_fraction[fraction], spec, options, k=k)
+        if out is not None:
+            save_trained(run, Path(out) / spec.name)
+            run.metrics["run_dir"] = str(Path(out) / spec.name)
+        runs.append(run)
+    return runs
+
+
+def evaluate_run(
+    run_dir: Path,
+    data: str | RatingsData,
+    *,
+    split: str | None = None,
+    columns: Sequence[str] | None = None,
+    seed: int | None = None,
+    k: int = 10,
+) -> dict[str, Any]:
+    """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given)."""
+    from movierec.artifacts import load_run
+
+    recommender, run = load_run(run_dir)
+    dataset = data if isinstance(data, RatingsData) else load_data(data, columns=columns)
+    seed = int(run.get("seed", 0)) if seed is None else seed
+    chosen = make_split(
+        dataset.ratings, split or default_split(dataset), layout=dataset.layout, seed=seed
+    )
+    metrics = evaluate(recommender, chosen.train, chosen.test, k=k)
+    return {"model": run["model"], "dataset": dataset.name, "split": chosen.name, **metrics}

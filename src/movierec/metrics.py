@@ -1,0 +1,85 @@
+"""Pure metric functions on arrays: they print nothing and know nothing of models.
+
+Rating-error metrics take predictions and true ratings. Ranking metrics take ``hits``, a bool
+array ``[U, K]`` whose ``[u, j]`` is True when the ``j``-th item recommended to user ``u`` is one
+of that user's relevant test items, and ``n_relevant`` ``[U]``, how many relevant items each user
+has. Users with no relevant items must be left out by the caller (their recall is undefined).
+All ranking metrics are means over users.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+ArrayLike = npt.ArrayLike
+
+
+def rmse(predicted: ArrayLike, actual: ArrayLike) -> float:
+    """Root mean squared error."""
+    error = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
+    return float(np.sqrt(np.mean(error**2)))
+
+
+def mae(predicted: ArrayLike, actual: ArrayLike) -> float:
+    """Mean absolute error."""
+    error = np.asarray(predicted, dtype=np.float64) - np.asarray(actual, dtype=np.float64)
+    return float(np.mean(np.abs(error)))
+
+
+def _check(hits: ArrayLike, n_relevant: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    hits = np.asarray(hits, dtype=bool)
+    n_relevant = np.asarray(n_relevant, dtype=np.float64)
+    if hits.ndim != 2 or n_relevant.shape != (hits.shape[0],):
+        raise ValueError(
+            f"hits must be [U, K] and n_relevant [U]; got {hits.shape}, {n_relevant.shape}"
+        )
+    if np.any(n_relevant < 1):
+        raise ValueError("every user passed to a ranking metric needs at least one relevant item")
+    return hits, n_relevant
+
+
+def precision_at_k(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Mean fraction of the ``K`` recommendations that are relevant."""
+    hits, _ = _check(hits, n_relevant)
+    return float(np.mean(hits.sum(axis=1) / hits.shape[1]))
+
+
+def recall_at_k(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Mean fraction of each user's relevant items found in the top ``K``."""
+    hits, n_relevant = _check(hits, n_relevant)
+    return float(np.mean(hits.sum(axis=1) / n_relevant))
+
+
+def hit_rate_at_k(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Fraction of users with at least one relevant item in their top ``K``."""
+    hits, _ = _check(hits, n_relevant)
+    return float(np.mean(hits.any(axis=1)))
+
+
+def ndcg_at_k(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Normalised discounted cumulative gain with binary relevance and ``1/log2(rank+1)`` gains."""
+    hits, n_relevant = _check(hits, n_relevant)
+    k = hits.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discounts).sum(axis=1)
+    ideal_counts = np.minimum(n_relevant, k).astype(int)
+    idcg = np.cumsum(discounts)[ideal_counts - 1]
+    return float(np.mean(dcg / idcg))
+
+
+def map_at_k(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Mean average precision: precision at each hit's rank, summed, over ``min(n_relevant, K)``."""
+    hits, n_relevant = _check(hits, n_relevant)
+    k = hits.shape[1]
+    precision_at_rank = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    average_precision = (precision_at_rank * hits).sum(axis=1) / np.minimum(n_relevant, k)
+    return float(np.mean(average_precision))
+
+
+def coverage(recommended: ArrayLike, n_items: int) -> float:
+    """Fraction of the catalogue that appears in at least one user's recommendations."""
+    recommended = np.asarray(recommended)
+    if n_items < 1:
+        raise ValueError("coverage needs a catalogue of at least one item")
+    return float(np.unique(recommended).size / n_items)

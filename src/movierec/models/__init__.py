@@ -1,0 +1,81 @@
+"""Rating models and their registry.
+
+Each model lives in its own module with its own frozen config dataclass:
+
+- ``embedding-net``: :class:`EmbeddingNet` (the founding article's model)
+- ``mf``: :class:`MatrixFactorization` (biased MF)
+- ``bias``: :class:`BiasModel` (user + item biases, closed form)
+- ``mean``: :class:`GlobalMean`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from movierec.errors import ConfigError
+from movierec.models.base import RatingModel
+from movierec.models.bias import BiasConfig, BiasModel
+from movierec.models.embedding_net import EmbeddingNet, EmbeddingNetConfig
+from movierec.models.mean import GlobalMean, GlobalMeanConfig
+from movierec.models.mf import MatrixFactorization, MFConfig
+
+MODELS: dict[str, type[RatingModel]] = {
+    cls.name: cls for cls in (EmbeddingNet, MatrixFactorization, BiasModel, GlobalMean)
+}
+
+__all__ = [
+    "MODELS",
+    "BiasConfig",
+    "BiasModel",
+    "EmbeddingNet",
+    "EmbeddingNetConfig",
+    "GlobalMean",
+    "GlobalMeanConfig",
+    "MFConfig",
+    "MatrixFactorization",
+    "RatingModel",
+    "build_model",
+    "make_config",
+    "model_class",
+]
+
+
+def model_class(name: str) -> type[RatingModel]:
+    """Look a model up by its registry name, with a clear error for unknown names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+
+
+def make_config(name: str, values: Mapping[str, Any] | None = None) -> Any:
+    """Build a model's config dataclass from plain values, rejecting unknown keys."""
+    config_class = model_class(name).config_class
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
+            f"its options are: {', '.join(sorted(known)) or 'none'}"
+        )
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid options for model {name!r}: {exc}") from exc
+
+
+def build_model(
+    name: str,
+    n_users: int,
+    n_items: int,
+    rating_scale: tuple[float, float],
+    config: Any = None,
+) -> RatingModel:
+    """Instantiate a registered model (config: its dataclass, a mapping, or None for defaults)."""
+    cls = model_class(name)
+    if config is None or isinstance(config, Mapping):
+        config = make_config(name, config)
+    return cls(n_users, n_items, rating_scale, config)

@@ -1,0 +1,84 @@
+"""The interface every rating model shares.
+
+A model maps index tensors to predicted ratings and knows nothing of files, frames or raw IDs.
+Subclasses implement :meth:`RatingModel.forward`; the rest have sensible defaults:
+
+- :meth:`score_items` scores a batch of users against the whole catalogue (one matrix per batch),
+  which evaluation, ``top_n`` and serving use. Models override it when part of the work depends
+  only on the items and can be shared across users.
+- :meth:`item_vectors` returns the item embeddings that ``similar_items`` compares by cosine.
+- :meth:`init_from_data` sets a closed-form starting point (global mean, biases) before training.
+- :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class RatingModel(nn.Module):
+    """Base class: ``forward(user_idx, item_idx) -> predicted rating``.
+
+    Args:
+        n_users: Number of user rows (indices ``0..n_users-1``).
+        n_items: Number of item rows.
+        rating_scale: ``(min, max)`` of the ratings the model is trained on.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
+        super().__init__()
+        self.n_users = n_users
+        self.n_items = n_items
+        self.rating_scale = (float(rating_scale[0]), float(rating_scale[1]))
+
+    @classmethod
+    def default_train_overrides(cls) -> dict[str, Any]:
+        """Training hyperparameters this model prefers over :class:`TrainConfig`'s defaults."""
+        return {}
+
+    @property
+    def trainable(self) -> bool:
+        """Whether gradient training changes anything (the global mean has no parameters)."""
+        return any(p.requires_grad for p in self.parameters())
+
+    def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        """Predict ratings.
+
+        Args:
+            user_idx: int64 tensor ``[B]`` of user indices.
+            item_idx: int64 tensor ``[B]`` of item indices.
+
+        Returns:
+            float32 tensor ``[B]`` of predicted ratings.
+        """
+        raise NotImplementedError
+
+    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """Predict every item for each user: float tensor ``[U, n_items]``.
+
+        The default broadcasts :meth:`forward` over the catalogue; callers batch users so that
+        ``U * n_items`` stays a few hundred thousand rows.
+        """
+        n_users = user_idx.shape[0]
+        items = torch.arange(self.n_items, device=user_idx.device)
+        users = user_idx.repeat_interleave(self.n_items)
+        return self.forward(users, items.repeat(n_users)).view(n_users, self.n_items)
+
+    def item_vectors(self) -> torch.Tensor | None:
+        """Item embeddings ``[n_items, d]`` for cosine similarity, or None if the model has none."""
+        return None
+
+    def init_from_data(
+        self, user_idx: torch.Tensor, item_idx: torch.Tensor, rating: torch.Tensor
+    ) -> None:
+        """Set a closed-form starting point from the training ratings (default: nothing)."""
+
+    def penalty(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
+        """An extra loss term for this batch (default: none)."""
+        return None

@@ -1,0 +1,142 @@
+"""EmbeddingNet: the model movierec was founded on.
+
+A user embedding and an item embedding (``n_factors`` each) are concatenated, passed through
+embedding dropout, then fully connected layers with ReLU (and dropout after the first
+``len(dropouts)`` of them), a final linear unit, and a sigmoid scaled to the rating range.
+Following the founding article, the sigmoid is stretched to ``[min - 0.5, max + 0.5]`` so the
+extreme ratings are reachable without saturating it; predictions are clipped to the rating scale
+at the recommender's edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from movierec.errors import ConfigError
+from movierec.models.base import RatingModel
+
+
+@dataclass(frozen=True)
+class EmbeddingNetConfig:
+    """Architecture of the EmbeddingNet; the defaults are the founding article's example.
+
+    Attributes:
+        n_factors: Dimension of each of the user and item embeddings.
+        hidden: Widths of the fully connected layers.
+        dropouts: Dropout rate after each of the first ``len(dropouts)`` hidden layers.
+        embedding_dropout: Dropout on the concatenated embeddings.
+    """
+
+    n_factors: int = 150
+    hidden: tuple[int, ...] = field(default=(100, 200, 300))
+    dropouts: tuple[float, ...] = field(default=(0.25, 0.5))
+    embedding_dropout: float = 0.02
+
+    def __post_init__(self) -> None:
+        # TOML and JSON give lists; a frozen config holds tuples so it stays hashable.
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "dropouts", tuple(float(d) for d in self.dropouts))
+        if self.n_factors < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(
+                f"EmbeddingNet needs n_factors >= 1 and at least one hidden layer of width >= 1 "
+                f"(got n_factors={self.n_factors}, hidden={list(self.hidden)})"
+            )
+        if len(self.dropouts) > len(self.hidden):
+            raise ConfigError(
+                f"EmbeddingNet has {len(self.hidden)} hidden layers but {len(self.dropouts)} "
+                f"dropout rates; give at most one rate per hidden layer"
+            )
+        rates = (*self.dropouts, self.embedding_dropout)
+        if any(not 0.0 <= rate < 1.0 for rate in rates):
+            raise ConfigError(f"dropout rates must be in [0, 1), got {list(rates)}")
+
+
+class EmbeddingNet(RatingModel):
+    """User and item embeddings -> MLP -> scaled sigmoid."""
+
+    name = "embedding-net"
+    config_class = EmbeddingNetConfig
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        rating_scale: tuple[float, float],
+        config: EmbeddingNetConfig | None = None,
+    ):
+        super().__init__(n_users, n_items, rating_scale)
+        self.config = config or EmbeddingNetConfig()
+        cfg = self.config
+        self.user_embedding = nn.Embedding(n_users, cfg.n_factors)
+        self.item_embedding = nn.Embedding(n_items, cfg.n_factors)
+        self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
+        layers: list[nn.Module] = []
+        width = 2 * cfg.n_factors
+        for depth, out in enumerate(cfg.hidden):
+            layers += [nn.Linear(width, out), nn.ReLU()]
+            if depth < len(cfg.dropouts):
+                layers.append(nn.Dropout(cfg.dropouts[depth]))
+            width = out
+        self.hidden = nn.Sequential(*layers)
+        self.output = nn.Linear(width, 1)
+        low, high = self.rating_scale
+        self.register_buffer("offset", torch.tensor(low - 0.5))
+        self.register_buffer("span", torch.tensor(high - low + 1.0))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # The article's initialisation: small uniform embeddings, Xavier linear layers.
+        nn.init.uniform_(self.user_embedding.weight, -0.05, 0.05)
+        nn.init.uniform_(self.item_embedding.weight, -0.05, 0.05)
+        for module in [*self.hidden, self.output]:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.constant_(module.bias, 0.01)
+
+    @classmethod
+    def default_train_overrides(cls) -> dict[str, Any]:
+        return {"lr": 1e-3, "weight_decay": 1e-5, "batch_size": 2000}
+
+    def _scale(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) * self.span + self.offset
+
+    def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([self.user_embedding(user_idx), self.item_embedding(item_idx)], dim=1)
+        hidden = self.hidden(self.embedding_dropout(features))
+        return self._scale(self.output(hidden)).squeeze(1)
+
+    def item_side(self) -> torch.Tensor:
+        """The item half of the first layer for every item, bias included: ``[n_items, h1]``.
+
+        It does not depend on the user, so scoring a batch of users computes it once; a server
+        can compute it once at load time.
+        """
+        first = self.hidden[0]
+        n = self.config.n_factors
+        return self.item_embedding.weight @ first.weight[:, n:].T + first.bias
+
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Score all items for each user without re-embedding the catalogue per user.
+
+        Splits the first layer ``W [e_u; e_i] + b`` into ``W_u e_u`` (per user) plus
+        :meth:`item_side` (shared), then runs the remaining layers on ``[U * n_items, h1]``.
+        Only valid in eval mode (dropout off), which is how scoring is used.
+        """
+        if item_side is None:
+            item_side = self.item_side()
+        first = self.hidden[0]
+        n = self.config.n_factors
+        user_side = self.user_embedding(user_idx) @ first.weight[:, :n].T  # [U, h1]
+        pre = user_side[:, None, :] + item_side[None, :, :]  # [U, n_items, h1]
+        rest = self.hidden[1:]
+        hidden = rest(torch.relu(pre).reshape(-1, pre.shape[-1]))
+        return self._scale(self.output(hidden)).view(user_idx.shape[0], self.n_items)
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_embedding.weight

@@ -1,0 +1,239 @@
+"""Recommender: a trained model behind raw IDs.
+
+Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts. Every
+prediction is clipped to the rating scale.
+
+Unknown-ID policy (documented in README):
+
+- :meth:`Recommender.predict` with ``unknown="fallback"`` (evaluation's choice) scores a (user,
+  item) pair the model never saw with the bias baseline fitted on the same training ratings:
+  ``mu + b_u + b_i``, where an unknown side contributes 0. No untrained embedding row is used.
+- ``unknown="error"`` (the CLI's and the API's choice for single lookups), :meth:`top_n` and
+  :meth:`similar_items` raise :class:`UnknownIdError` naming the ID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from movierec.data.encoder import IdEncoder, normalise_ids
+from movierec.data.tensors import SeenItems
+from movierec.errors import ConfigError, MovieRecError
+from movierec.models.base import RatingModel
+from movierec.models.biases import Biases
+
+SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended or similar item (raw ID)."""
+
+    item: Any
+    title: str
+    score: float
+    genres: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item": self.item, "title": self.title, "score": self.score, "genres": self.genres}
+
+
+class Recommender:
+    """A trained model with its ID maps, fallback, seen items and item metadata.
+
+    Args:
+        model: The trained model (moved to the CPU and put in eval mode).
+        encoder: Raw ID <-> index maps the model was trained with.
+        fallback: Bias baseline for IDs the model never saw.
+        seen: Items each user rated in training (excluded from recommendations).
+        items: Optional metadata frame with ``item_id``, ``title``, ``genres``.
+        info: Free-form run facts (model name, dataset, split, ...), kept for display.
+    """
+
+    def __init__(
+        self,
+        model: RatingModel,
+        encoder: IdEncoder,
+        fallback: Biases,
+        seen: SeenItems,
+        items: pd.DataFrame | None = None,
+        info: dict[str, Any] | None = None,
+    ):
+        self.model = model.cpu().eval()
+        self.encoder = encoder
+        self.fallback = fallback
+        self.seen = seen
+        self.items = items
+        self.info = dict(info or {})
+        self._titles, self._genres = self._align_metadata(items)
+        self._unit_items: torch.Tensor | None = None
+
+    def _align_metadata(self, items: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+        """Titles and genres in item-index order ('' where the metadata has no row)."""
+        ids = self.encoder.item_ids
+        if items is None or items.empty:
+            return np.array([str(i) for i in ids], dtype=object), np.full(
+                len(ids), "", dtype=object
+            )
+        meta = items.drop_duplicates("item_id").set_index("item_id")
+        meta.index = normalise_ids(meta.index)
+        aligned = meta.reindex(ids)
+        missing = aligned["title"].isna().to_numpy()
+        titles = np.where(missing, ids.astype(str), aligned["title"].astype(str).to_numpy())
+        genres = aligned["genres"].fillna("").astype(str).to_numpy(dtype=object)
+        return titles.astype(object), genres
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        return self.model.rating_scale
+
+    def title(self, item_idx: int) -> str:
+        return str(self._titles[item_idx])
+
+    # -- rating prediction -------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        user_ids: Any,
+        item_ids: Any,
+        *,
+        unknown: Literal["fallback", "error"] = "fallback",
+    ) -> np.ndarray:
+        """Predicted ratings for pairs of raw IDs (float64 ``[N]``), vectorised."""
+        users = self.encoder.encode_users(np.atleast_1d(np.asarray(user_ids)))
+        items = self.encoder.encode_items(np.atleast_1d(np.asarray(item_ids)))
+        if users.shape != items.shape:
+            raise ConfigError(f"got {users.size} users but {items.size} items to pair")
+        known = (users >= 0) & (items >= 0)
+        if unknown == "error" and not known.all():
+            first = int(np.argmin(known))
+            if users[first] < 0:
+                self.encoder.user_index(np.atleast_1d(user_ids)[first])
+            self.encoder.item_index(np.atleast_1d(item_ids)[first])
+        out = np.empty(users.shape, dtype=np.float64)
+        if known.any():
+            out[known] = self._model_predict(users[known], items[known])
+        if not known.all():
+            out[~known] = self._fallback_predict(users[~known], items[~known])
+        return np.clip(out, *self.rating_scale)
+
+    def _model_predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        user_t, item_t = torch.from_numpy(users), torch.from_numpy(items)
+        chunks = [
+            self.model(user_t[s : s + SCORE_ROWS], item_t[s : s + SCORE_ROWS])
+            for s in range(0, len(users), SCORE_ROWS)
+        ]
+        return torch.cat(chunks).double().numpy()
+
+    def _fallback_predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        user_bias = self.fallback.user_bias.double().numpy()
+        item_bias = self.fallback.item_bias.double().numpy()
+        known_user, known_item = users >= 0, items >= 0
+        estimate = np.full(users.shape, self.fallback.global_mean, dtype=np.float64)
+        estimate[known_user] += user_bias[users[known_user]]
+        estimate[known_item] += item_bias[items[known_item]]
+        return estimate
+
+    # -- ranking -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def top_indices(
+        self,
+        user_idx: torch.Tensor,
+        k: int,
+        exclude: SeenItems | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` item indices and scores for each user index, batched over users.
+
+        Args:
+            user_idx: int64 ``[U]`` user indices.
+            k: How many items per user (capped at the catalogue size).
+            exclude: Items to leave out per user (normally the training ratings), or None.
+
+        Returns:
+            ``(item_idx [U, k] int64, score [U, k] float32)``, best first; excluded slots that
+            had to be filled (a user who rated nearly everything) score ``-inf``.
+        """
+        k = min(k, self.model.n_items)
+        per_batch = max(1, SCORE_ROWS // max(1, self.model.n_items))
+        items_out, scores_out = [], []
+        item_side = self._item_side()
+        for start in range(0, len(user_idx), per_batch):
+            batch = user_idx[start : start + per_batch]
+            scores = self._score(batch, item_side)
+            if exclude is not None:
+                scores = scores.masked_fill(exclude.mask(batch), float("-inf"))
+            top = torch.topk(scores, k, dim=1)
+            items_out.append(top.indices)
+            scores_out.append(top.values)
+        if not items_out:
+            empty = torch.empty(0, k)
+            return empty.long(), empty
+        return torch.cat(items_out), torch.cat(scores_out)
+
+    def _item_side(self) -> torch.Tensor | None:
+        item_side = getattr(self.model, "item_side", None)
+        return item_side() if callable(item_side) else None
+
+    def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
+        if item_side is not None:
+            scores = self.model.score_items(users, item_side)
+        else:
+            scores = self.model.score_items(users)
+        return scores.clamp(*self.rating_scale)
+
+    def top_n(
+        self, user_id: Any, k: int = 10, *, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        """The ``k`` best items for a known user, with titles and predicted ratings."""
+        _check_k(k)
+        user = self.encoder.user_index(user_id)
+        items, scores = self.top_indices(
+            torch.tensor([user]), k, self.seen if exclude_seen else None
+        )
+        return self._as_recommendations(items[0], scores[0])
+
+    @torch.inference_mode()
+    def similar_items(self, item_id: Any, k: int = 10) -> list[Recommendation]:
+        """The ``k`` items whose embeddings are closest by cosine similarity (itself excluded)."""
+        _check_k(k)
+        item = self.encoder.item_index(item_id)
+        if self._unit_items is None:
+            vectors = self.model.item_vectors()
+            if vectors is None:
+                raise MovieRecError(
+                    f"model {self.info.get('model', type(self.model).__name__)!r} has no item "
+                    f"embeddings to compare; similar items need an embedding-net or mf run"
+                )
+            self._unit_items = torch.nn.functional.normalize(vectors.detach().float(), dim=1)
+        similarity = self._unit_items @ self._unit_items[item]
+        similarity[item] = float("-inf")
+        top = torch.topk(similarity, min(k, self.model.n_items - 1))
+        return self._as_recommendations(top.indices, top.values)
+
+    def _as_recommendations(
+        self, items: torch.Tensor, scores: torch.Tensor
+    ) -> list[Recommendation]:
+        keep = torch.isfinite(scores)
+        items, scores = items[keep].tolist(), scores[keep].tolist()
+        raw = self.encoder.decode_items(items)
+        return [
+            Recommendation(_plain(rid), str(self._titles[i]), float(s), str(self._genres[i]))
+            for rid, i, s in zip(raw, items, scores, strict=True)
+        ]
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= 1000:
+        raise ConfigError(f"k must be between 1 and 1000, got {k}")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, so results serialise to JSON as they are."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,61 @@
+"""Each metric against an example computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from movierec import metrics
+
+# Three users, top-3 lists. User A: hits at ranks 1 and 3 of 2 relevant; B: nothing of 1;
+# C: a hit at rank 2 of 3 relevant.
+HITS = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], dtype=bool)
+N_RELEVANT = np.array([2, 1, 3])
+
+
+def test_rmse_and_mae_by_hand():
+    assert metrics.rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(math.sqrt(4 / 3))
+    assert metrics.mae([1, 2, 3], [1, 2, 5]) == pytest.approx(2 / 3)
+    assert metrics.rmse([4.0], [4.0]) == 0.0
+
+
+def test_precision_by_hand():
+    assert metrics.precision_at_k(HITS, N_RELEVANT) == pytest.approx((2 / 3 + 0 + 1 / 3) / 3)
+
+
+def test_recall_by_hand():
+    assert metrics.recall_at_k(HITS, N_RELEVANT) == pytest.approx((1 + 0 + 1 / 3) / 3)
+
+
+def test_hit_rate_by_hand():
+    assert metrics.hit_rate_at_k(HITS, N_RELEVANT) == pytest.approx(2 / 3)
+
+
+def test_ndcg_by_hand():
+    user_a = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    user_c = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    assert metrics.ndcg_at_k(HITS, N_RELEVANT) == pytest.approx((user_a + 0 + user_c) / 3)
+
+
+def test_ndcg_is_one_for_a_perfect_list():
+    assert metrics.ndcg_at_k([[1, 1, 0]], [2]) == pytest.approx(1.0)
+
+
+def test_map_by_hand():
+    user_a = (1 / 1 + 2 / 3) / 2
+    user_c = (1 / 2) / 3
+    assert metrics.map_at_k(HITS, N_RELEVANT) == pytest.approx((user_a + 0 + user_c) / 3)
+
+
+def test_coverage_by_hand():
+    assert metrics.coverage([[0, 1], [1, 2]], 5) == pytest.approx(3 / 5)
+
+
+def test_ranking_metrics_refuse_users_without_relevant_items():
+    with pytest.raises(ValueError, match="at least one relevant"):
+        metrics.recall_at_k([[1, 0]], [0])
+
+
+def test_ranking_metrics_check_shapes():
+    with pytest.raises(ValueError, match="must be"):
+        metrics.precision_at_k([1, 0], [1])

@@ -1,0 +1,77 @@
+"""Recommender: raw IDs in and out, seen items excluded, documented fallback, similar items."""
+
+import numpy as np
+import pytest
+import torch
+
+from movierec.data.synthetic import synthetic_ratings
+from movierec.errors import ConfigError, MovieRecError, UnknownIdError
+from tests.factories import build_recommender
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return synthetic_ratings(80, 50, 2000, seed=2)
+
+
+@pytest.fixture(scope="module", params=["embedding-net", "mf"])
+def recommender(request, ratings):
+    return build_recommender(request.param, ratings)
+
+
+def test_top_n_excludes_seen_items_and_is_sorted(recommender, ratings):
+    user = int(ratings["user_id"].iloc[0])
+    seen = set(ratings.loc[ratings["user_id"] == user, "item_id"])
+    top = recommender.top_n(user, k=10)
+    assert len(top) == 10
+    assert not seen & {r.item for r in top}
+    scores = [r.score for r in top]
+    assert scores == sorted(scores, reverse=True)
+    assert all(1.0 <= s <= 5.0 for s in scores)
+    assert top[0].title == f"Movie {top[0].item}"
+    assert top[0].genres == "Drama|Comedy"
+
+
+def test_top_n_scores_equal_predictions(recommender, ratings):
+    user = int(ratings["user_id"].iloc[0])
+    top = recommender.top_n(user, k=5, exclude_seen=False)
+    predicted = recommender.predict([user] * 5, [r.item for r in top])
+    np.testing.assert_allclose([r.score for r in top], predicted, atol=1e-5)
+
+
+def test_unknown_user_is_a_clear_error(recommender):
+    with pytest.raises(UnknownIdError, match="user 99999"):
+        recommender.top_n(99999)
+
+
+def test_k_out_of_range_is_a_config_error(recommender):
+    with pytest.raises(ConfigError, match="between 1 and 1000"):
+        recommender.top_n(1, k=0)
+
+
+def test_predict_uses_the_bias_fallback_for_unknown_ids(recommender):
+    fallback = recommender.fallback
+    known_item = recommender.encoder.item_ids[0]
+    value = recommender.predict([424242], [known_item])[0]
+    assert value == pytest.approx(fallback.global_mean + float(fallback.item_bias[0]), abs=1e-5)
+    both_unknown = recommender.predict([424242], [535353])[0]
+    assert both_unknown == pytest.approx(np.clip(fallback.global_mean, 1, 5))
+    with pytest.raises(UnknownIdError, match="item 535353"):
+        recommender.predict([recommender.encoder.user_ids[0]], [535353], unknown="error")
+
+
+def test_similar_items_excludes_the_item_and_ranks_by_cosine(recommender):
+    item = recommender.encoder.item_ids[3]
+    similar = recommender.similar_items(item, k=5)
+    assert len(similar) == 5 and item not in {s.item for s in similar}
+    vectors = torch.nn.functional.normalize(recommender.model.item_vectors().detach(), dim=1)
+    cosine = (vectors @ vectors[3]).numpy()
+    cosine[3] = -np.inf
+    expected = recommender.encoder.decode_items(np.argsort(-cosine)[:5])
+    assert [s.item for s in similar] == list(expected)
+
+
+def test_similar_items_needs_embeddings(ratings):
+    bias = build_recommender("bias", ratings)
+    with pytest.raises(MovieRecError, match="no item embeddings"):
+        bias.similar_items(int(ratings["item_id"].iloc[0]))

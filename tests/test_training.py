@@ -1,0 +1,119 @@
+"""The training loop: schedules, early stopping with best weights, reproducibility."""
+
+import math
+
+import pytest
+import torch
+
+from movierec.config import RunOptions, TrainConfig
+from movierec.data.encoder import IdEncoder
+from movierec.data.splits import carve_validation
+from movierec.data.synthetic import synthetic_ratings
+from movierec.data.tensors import RatingTensors
+from movierec.errors import ConfigError
+from movierec.models import build_model
+from movierec.training import fit, learning_rate, predict_tensors
+
+QUIET = RunOptions(seed=0, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    ratings = synthetic_ratings(200, 120, 12_000, seed=1)
+    fit_frame, valid_frame = carve_validation(ratings, 0.15, seed=0)
+    encoder = IdEncoder.fit(fit_frame)
+    return (
+        encoder,
+        RatingTensors.from_frame(fit_frame, encoder),
+        RatingTensors.from_frame(valid_frame, encoder),
+    )
+
+
+def make(name, encoder, **options):
+    torch.manual_seed(0)
+    return build_model(name, encoder.n_users, encoder.n_items, (1.0, 5.0), options or None)
+
+
+def test_constant_schedule_is_flat():
+    config = TrainConfig(lr=0.01)
+    assert {learning_rate(s, 100, 10, config) for s in range(100)} == {0.01}
+
+
+def test_one_cycle_warms_up_peaks_and_anneals():
+    config = TrainConfig(lr=0.01, schedule="one-cycle")
+    rates = [learning_rate(s, 100, 10, config) for s in range(100)]
+    assert rates[0] == pytest.approx(0.01 / 25)
+    assert max(rates) == pytest.approx(0.01, rel=1e-3)
+    assert rates.index(max(rates)) in (29, 30)
+    assert rates[-1] < 0.01 / 100
+
+
+def test_cosine_restarts_restart_with_doubling_cycles():
+    config = TrainConfig(lr=0.01, schedule="cosine-restarts", restart_epochs=1)
+    rates = [learning_rate(s, 100, 10, config) for s in range(30)]
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[9] < 0.002  # end of the first 10-step cycle
+    assert rates[10] == pytest.approx(0.01)  # restart
+    assert rates[29] < 0.002 and rates[20] > 0.004  # second cycle is 20 steps long
+
+
+def test_bad_training_options_are_config_errors():
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_mapping({"learning_rate": 0.1})
+
+
+def test_training_beats_the_biases_and_reports_history(data):
+    encoder, train, valid = data
+    bias = make("bias", encoder)
+    fit(bias, train, valid, TrainConfig(), QUIET)
+    bias_rmse = math.sqrt(float(((predict_tensors(bias, valid) - valid.rating) ** 2).mean()))
+    mf = make("mf", encoder, n_factors=16)
+    result = fit(
+        mf, train, valid, TrainConfig(lr=0.01, epochs=15, weight_decay=0, patience=3), QUIET
+    )
+    mf_rmse = math.sqrt(float(((predict_tensors(mf, valid) - valid.rating) ** 2).mean()))
+    assert mf_rmse < bias_rmse - 0.02
+    assert [r.epoch for r in result.history] == list(range(1, len(result.history) + 1))
+    assert result.ratings_seen == len(train) * len(result.history)
+    assert result.ratings_per_second > 0
+
+
+def test_early_stopping_restores_the_best_epoch(data):
+    encoder, train, valid = data
+    net = make("embedding-net", encoder, n_factors=16, hidden=[32], dropouts=[0.2])
+    result = fit(net, train, valid, TrainConfig(lr=0.02, epochs=12, patience=2), QUIET)
+    best = min(r.valid_rmse for r in result.history)
+    assert result.best_epoch == min(result.history, key=lambda r: r.valid_rmse).epoch
+    final = math.sqrt(float(((predict_tensors(net, valid) - valid.rating) ** 2).mean()))
+    assert final == pytest.approx(best, abs=1e-5)
+    stale = len(result.history) - result.best_epoch
+    assert stale <= 2
+
+
+def test_same_seed_same_weights(data):
+    encoder, train, valid = data
+    config = TrainConfig(epochs=2)
+    first = make("embedding-net", encoder, n_factors=8, hidden=[16], dropouts=[0.2])
+    fit(first, train, valid, config, QUIET)
+    second = make("embedding-net", encoder, n_factors=8, hidden=[16], dropouts=[0.2])
+    fit(second, train, valid, config, QUIET)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_models_without_parameters_skip_the_loop(data):
+    encoder, train, valid = data
+    mean = make("mean", encoder)
+    result = fit(mean, train, valid, TrainConfig(), QUIET)
+    assert result.history == []
+    assert float(mean.global_mean) == pytest.approx(float(train.rating.mean()))
+
+
+def test_asking_for_a_missing_gpu_is_a_config_error(data):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    encoder, train, valid = data
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        fit(make("bias", encoder), train, valid, TrainConfig(), RunOptions(device="cuda"))

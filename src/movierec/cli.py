@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from movierec.errors import MovieRecError
+from movierec.errors import ConfigError, MovieRecError
 
 app = typer.Typer(
     add_completion=False,
@@ -24,8 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="movierec: train the EmbeddingNet and its baselines on MovieLens, and recommend.",
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Tables stay readable when piped or captured (no terminal to measure): assume a wide one.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -328,6 +329,29 @@ def predict(
         print_json({"user": user, "item": item, "title": title, "rating": rating})
     else:
         out.print(f"user {user} -> {title}: {rating:.3f}", highlight=False)
+
+
+@app.command()
+@user_errors
+def serve(
+    run_dir: Path = RunArg,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", help="Server processes."),
+    threads: int | None = typer.Option(None, "--threads", help="PyTorch threads per worker."),
+    cors: str | None = typer.Option(
+        None, "--cors", help="Comma-separated origins allowed by CORS (off by default)."
+    ),
+) -> None:
+    """Serve a run over HTTP: a JSON API (docs at /docs) and a web page at /."""
+    from movierec.serving import serve as run_server
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {port}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    origins = [o.strip() for o in cors.split(",") if o.strip()] if cors else None
+    run_server(run_dir, host, port, workers, cors_origins=origins, threads=threads)
 
 
 def main() -> None:

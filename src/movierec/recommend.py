@@ -72,6 +72,7 @@ class Recommender:
         self.info = dict(info or {})
         self._titles, self._genres = self._align_metadata(items)
         self._unit_items: torch.Tensor | None = None
+        self._item_side_cache: torch.Tensor | None = None
 
     def _align_metadata(self, items: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
         """Titles and genres in item-index order ('' where the metadata has no row)."""
@@ -163,7 +164,7 @@ class Recommender:
         k = min(k, self.model.n_items)
         per_batch = max(1, SCORE_ROWS // max(1, self.model.n_items))
         items_out, scores_out = [], []
-        item_side = self._item_side()
+        item_side = self.item_side()
         for start in range(0, len(user_idx), per_batch):
             batch = user_idx[start : start + per_batch]
             scores = self._score(batch, item_side)
@@ -177,9 +178,14 @@ class Recommender:
             return empty.long(), empty
         return torch.cat(items_out), torch.cat(scores_out)
 
-    def _item_side(self) -> torch.Tensor | None:
-        item_side = getattr(self.model, "item_side", None)
-        return item_side() if callable(item_side) else None
+    def item_side(self) -> torch.Tensor | None:
+        """The user-independent part of scoring, computed once: the model is frozen here."""
+        if self._item_side_cache is None:
+            item_side = getattr(self.model, "item_side", None)
+            if callable(item_side):
+                with torch.inference_mode():
+                    self._item_side_cache = item_side()
+        return self._item_side_cache
 
     def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
         if item_side is not None:

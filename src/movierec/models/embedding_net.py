@@ -134,9 +134,16 @@ class EmbeddingNet(RatingModel):
         n = self.config.n_factors
         user_side = self.user_embedding(user_idx) @ first.weight[:, :n].T  # [U, h1]
         pre = user_side[:, None, :] + item_side[None, :, :]  # [U, n_items, h1]
-        rest = self.hidden[1:]
-        hidden = rest(torch.relu(pre).reshape(-1, pre.shape[-1]))
-        return self._scale(self.output(hidden)).view(user_idx.shape[0], self.n_items)
+        return self.head(pre.reshape(-1, pre.shape[-1])).view(user_idx.shape[0], self.n_items)
+
+    def head(self, first_layer: torch.Tensor) -> torch.Tensor:
+        """Everything after the first linear layer: ``[N, h1]`` pre-activations -> ``[N]`` ratings.
+
+        Lets callers that assemble the first layer themselves (batched scoring, cold-start
+        fold-in of a new user) reuse the rest of the network.
+        """
+        hidden = self.hidden[1:](torch.relu(first_layer))
+        return self._scale(self.output(hidden)).squeeze(-1)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight

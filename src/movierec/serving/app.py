@@ -1,0 +1,724 @@
+"""The HTTP API and web page: a FastAPI app over one loaded run directory.
+
+:func:`create_app` loads the run once and serves it; every request reads the current model through
+one reference (:class:`ModelHolder`), so ``POST /admin/reload`` can build a new one completely
+and swap that reference while requests in flight finish on the old one.
+
+Safety rules the app keeps: no request names a filesystem path (reload re-reads the directory the
+server started with); request bodies are capped at 64 KiB (declared and streamed size); invalid
+input is a 4xx with an :class:`ErrorBody` that says what is wrong; any other failure is logged
+with its traceback and answered with a generic 500, never the trace.
+
+The endpoints that score are plain ``def``: FastAPI runs them in its threadpool, and torch
+releases the GIL while it computes, so requests overlap on the cores torch is allowed to use.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from movierec import __version__
+from movierec.artifacts import load_run
+from movierec.coldstart import fold_in_method, fold_in_user
+from movierec.data.encoder import normalise_ids
+from movierec.errors import MovieRecError, UnknownIdError
+from movierec.recommend import Recommender
+from movierec.serving.schemas import (
+    MAX_ID_LENGTH,
+    MAX_K,
+    MAX_QUERY_LENGTH,
+    ErrorBody,
+    Health,
+    ItemSearch,
+    ItemSummary,
+    Prediction,
+    Recommendations,
+    RecommendedItem,
+    Reloaded,
+    SimilarItem,
+    SimilarItems,
+    VisitorRecommendations,
+    VisitorRequest,
+)
+
+log = logging.getLogger("movierec.serving")
+
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_CACHE_SIZE = 4096
+STATIC_DIR = Path(__file__).parent / "static"
+ADMIN_TOKEN_ENV = "MOVIEREC_ADMIN_TOKEN"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """An error a client caused, answered as :class:`ErrorBody` with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        id: Any = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.id = status, error, detail, id
+        self.headers = headers
+
+
+# -- the served model ----------------------------------------------------------------------------
+
+
+class _LruCache:
+    """A small thread-safe LRU of finished answers (the model is frozen, so they stay right)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        if self.size <= 0:
+            return None
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A recommender plus everything derived from it once at load time."""
+
+    recommender: Recommender
+    run: dict[str, Any]
+    loaded_at: str
+    load_seconds: float
+    titles: np.ndarray  # object [n_items], item-index order
+    genres: list[list[str]]  # [n_items]
+    folded_titles: np.ndarray  # str_ [n_items], casefolded, for the title search
+    raw_items: list[Any]  # plain Python raw IDs in index order
+    has_vectors: bool
+    cache: _LruCache = field(repr=False)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.run.get("model") or self.recommender.model.name)
+
+    def summary(self, item_idx: int) -> dict[str, Any]:
+        return {
+            "item": self.raw_items[item_idx],
+            "title": str(self.titles[item_idx]),
+            "genres": self.genres[item_idx],
+        }
+
+    def user_index(self, raw: str) -> int:
+        try:
+            return self.recommender.encoder.user_index(raw)
+        except UnknownIdError as exc:
+            raise ApiError(404, "unknown_user", str(exc), id=raw) from None
+
+    def item_index(self, raw: Any) -> int:
+        try:
+            return self.recommender.encoder.item_index(raw)
+        except UnknownIdError as exc:
+            raise ApiError(404, "unknown_item", str(exc), id=raw) from None
+
+
+def _split_genres(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(g) for g in value if str(g)]
+    if not isinstance(value, str) or not value:
+        return []
+    return [g.strip() for g in value.replace(",", "|").split("|") if g.strip()]
+
+
+def load_served(run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> LoadedRun:
+    """Load a run and precompute what every request shares (item side, titles, unit vectors)."""
+    started = time.perf_counter()
+    recommender, run = load_run(run_dir)
+    encoder = recommender.encoder
+    raw_items = [v.item() if hasattr(v, "item") else v for v in encoder.item_ids.tolist()]
+    titles = np.array([recommender.title(i) for i in range(encoder.n_items)], dtype=object)
+    genres: list[list[str]] = [[] for _ in range(encoder.n_items)]
+    items = recommender.items
+    if items is not None and not items.empty and "genres" in items:
+        meta = items.drop_duplicates("item_id").set_index("item_id")
+        meta.index = normalise_ids(meta.index)
+        aligned = meta["genres"].reindex(encoder.item_ids)
+        genres = [_split_genres(None if _missing(g) else g) for g in aligned.tolist()]
+    folded = np.array([t.casefold() for t in titles], dtype=np.str_)
+    with torch.inference_mode():
+        # Warm the recommender's caches now so no request pays for them (or races to fill them).
+        recommender.top_indices(torch.tensor([0]), 1)
+        has_vectors = recommender.model.item_vectors() is not None
+        if has_vectors and encoder.n_items > 1:
+            recommender.similar_items(raw_items[0], 1)
+    return LoadedRun(
+        recommender=recommender,
+        run=run,
+        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        load_seconds=time.perf_counter() - started,
+        titles=titles,
+        genres=genres,
+        folded_titles=folded,
+        raw_items=raw_items,
+        has_vectors=has_vectors,
+        cache=_LruCache(cache_size),
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, list | tuple | str) and bool(pd.isna(value)))
+
+
+class ModelHolder:
+    """The one reference to the served model; reload builds a new one fully, then swaps it."""
+
+    def __init__(self, run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE):
+        self.run_dir = Path(run_dir)
+        self.cache_size = cache_size
+        self._reload_lock = threading.Lock()
+        self.current: LoadedRun = load_served(self.run_dir, cache_size)
+
+    def reload(self) -> LoadedRun:
+        """Re-read the run directory; on any failure the current model keeps serving."""
+        with self._reload_lock:
+            fresh = load_served(self.run_dir, self.cache_size)
+            self.current = fresh  # one reference assignment: atomic under the GIL
+            return fresh
+
+
+# -- middleware ----------------------------------------------------------------------------------
+
+
+def _json_bytes(status: int, error: str, detail: str) -> bytes:
+    return json.dumps({"error": error, "detail": detail}).encode()
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_PAGE_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class GuardMiddleware:
+    """Body-size cap, security headers, and the catch-all that keeps traces off the wire.
+
+    The body is read up front (at most ``max_body`` bytes, whatever Content-Length claims) and
+    replayed to the app, so an oversized or lying upload is refused before any parsing.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _json_bytes(
+            413, "body_too_large", f"request bodies are limited to {self.max_body} bytes"
+        )
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _send_json(send, 400, _json_bytes(400, "bad_request", "bad Content-Length"))
+                return
+            if int(declared) > self.max_body:
+                await _send_json(send, 413, too_large)
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _send_json(send, 413, too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        page = not scope["path"].startswith(("/docs", "/redoc"))
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if page:
+                    headers.extend(_PAGE_HEADERS)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, replay, send_with_headers)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope["path"])
+            if not started:
+                await _send_json(
+                    send,
+                    500,
+                    _json_bytes(
+                        500, "internal_error", "the server hit an unexpected error; it was logged"
+                    ),
+                )
+
+
+# -- error handlers ------------------------------------------------------------------------------
+
+
+def _error_response(exc: ApiError) -> JSONResponse:
+    body = ErrorBody(error=exc.error, detail=exc.detail, id=_plain_id(exc.id))
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=exc.status, headers=exc.headers
+    )
+
+
+def _plain_id(value: Any) -> Any:
+    if value is None or isinstance(value, int):
+        return value
+    return str(value)[:MAX_ID_LENGTH]
+
+
+async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _error_response(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        errors.append({"loc": where, "msg": str(error.get("msg", "invalid"))[:300]})
+    detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5]) or "invalid request"
+    body = ErrorBody(error="invalid_request", detail=detail, errors=errors[:20])
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": code, "detail": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _on_user_error(_: Request, exc: Exception) -> JSONResponse:
+    # A project error an endpoint did not translate itself: the client's input, not a bug.
+    return _error_response(ApiError(422, "invalid_request", str(exc)))
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        404: "Unknown user or item (the body names the ID)",
+        413: "Body larger than 64 KiB",
+        422: "Invalid parameters or body",
+    }.items()
+}
+
+DESCRIPTION = """
+Movie recommendations from a trained movierec run, by raw dataset IDs.
+
+* `GET /users/{user_id}/recommendations`: the top-k for a user the model knows.
+* `GET /items/{item_id}/similar`: items with the closest embeddings.
+* `GET /predict?user=&item=`: one predicted rating.
+* `GET /items?query=`: title search (case-insensitive substring).
+* `POST /recommendations`: the top-k for a new visitor, from a handful of ratings, as
+  `{"ratings": [{"item": 1, "rating": 5}, ...], "k": 10}` (an object; a bare list is refused).
+* `POST /admin/reload`: re-read the run directory the server started with (bearer token).
+
+Errors are JSON: `{"error": code, "detail": message}`; unknown IDs add `"id"`.
+"""
+
+UserPath = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Raw user ID")
+]
+ItemPath = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Raw item ID")
+]
+_BEARER = HTTPBearer(auto_error=False, description="The server's $MOVIEREC_ADMIN_TOKEN")
+KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="How many items (1..1000)")]
+
+
+def create_app(
+    run_dir: Path,
+    *,
+    admin_token: str | None = None,
+    cors_origins: list[str] | None = None,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+) -> FastAPI:
+    """Build the API over the run in ``run_dir`` (loaded now; raises ``ArtifactError`` if bad).
+
+    Args:
+        run_dir: A run directory written by ``movierec train``. ``POST /admin/reload`` re-reads
+            this directory and no other.
+        admin_token: Bearer token for ``/admin/*``; None or empty disables those endpoints.
+        cors_origins: Origins allowed by CORS; None (the default) sends no CORS headers.
+        cache_size: Finished top-k answers kept per loaded model (0 disables the cache).
+    """
+    holder = ModelHolder(Path(run_dir), cache_size)
+    app = FastAPI(
+        title="movierec",
+        version=__version__,
+        description=DESCRIPTION,
+        responses={500: {"model": ErrorBody, "description": "Unexpected server error"}},
+    )
+    app.state.holder = holder
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(MovieRecError, _on_user_error)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(GuardMiddleware)  # added last: the outermost of ours
+    token = admin_token or None
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        served = holder.current
+        rec = served.recommender
+        return Health(
+            status="ok",
+            model=served.model_name,
+            dataset=_optional_str(served.run.get("dataset")),
+            split=_optional_str(served.run.get("split")),
+            n_users=rec.encoder.n_users,
+            n_items=rec.encoder.n_items,
+            rating_scale=rec.rating_scale,
+            similar_items=served.has_vectors,
+            version=__version__,
+            loaded_at=served.loaded_at,
+        )
+
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=Recommendations,
+        responses=ERRORS,
+        tags=["recommend"],
+    )
+    async def user_recommendations(
+        user_id: UserPath,
+        k: KQuery = 10,
+        exclude_seen: Annotated[
+            bool, Query(description="Leave out items the user rated in training")
+        ] = True,
+    ) -> Response:
+        served = holder.current  # this request uses this model to the end, even across a reload
+        user = served.user_index(user_id)
+        key = (user, k, exclude_seen)
+        body = served.cache.get(key)
+        if body is None:  # score off the event loop: torch releases the GIL, requests overlap
+            body = await run_in_threadpool(_score_user, served, user, k, exclude_seen)
+        return Response(body, media_type="application/json")
+
+    def _score_user(served: LoadedRun, user: int, k: int, exclude_seen: bool) -> bytes:
+        raw_user = _plain(served.recommender.encoder.user_ids[user])
+        found = served.recommender.top_n(raw_user, k, exclude_seen=exclude_seen)
+        answer = Recommendations(
+            user=raw_user,
+            k=k,
+            exclude_seen=exclude_seen,
+            items=[
+                RecommendedItem(
+                    item=r.item,
+                    title=r.title,
+                    genres=_split_genres(r.genres),
+                    predicted_rating=round(r.score, 4),
+                )
+                for r in found
+            ],
+        )
+        # Serialised once and returned as is: FastAPI skips re-validating a Response, and the
+        # cache keeps the bytes. The documented schema is still `Recommendations` (the route's).
+        body = answer.model_dump_json().encode()
+        served.cache.put((user, k, exclude_seen), body)
+        return body
+
+    @app.get(
+        "/items/{item_id}/similar",
+        response_model=SimilarItems,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "No item embeddings"}},
+        tags=["recommend"],
+    )
+    def similar_items(item_id: ItemPath, k: KQuery = 10) -> SimilarItems:
+        served = holder.current
+        item = served.item_index(item_id)
+        if not served.has_vectors:
+            raise ApiError(
+                409,
+                "unsupported",
+                f"the served model {served.model_name!r} has no item embeddings to compare; "
+                "similar items need an embedding-net or mf run",
+            )
+        found = served.recommender.similar_items(served.raw_items[item], k)
+        return SimilarItems(
+            item=ItemSummary(**served.summary(item)),
+            k=k,
+            items=[
+                SimilarItem(
+                    item=r.item,
+                    title=r.title,
+                    genres=_split_genres(r.genres),
+                    similarity=round(r.score, 4),
+                )
+                for r in found
+            ],
+        )
+
+    @app.get("/predict", response_model=Prediction, responses=ERRORS, tags=["recommend"])
+    def predict(
+        user: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
+        item: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
+    ) -> Prediction:
+        served = holder.current
+        user_idx, item_idx = served.user_index(user), served.item_index(item)
+        raw_user = _plain(served.recommender.encoder.user_ids[user_idx])
+        raw_item = served.raw_items[item_idx]
+        rating = served.recommender.predict([raw_user], [raw_item], unknown="error")[0]
+        return Prediction(
+            user=raw_user,
+            item=ItemSummary(**served.summary(item_idx)),
+            predicted_rating=round(float(rating), 4),
+        )
+
+    @app.get("/items", response_model=ItemSearch, responses=ERRORS, tags=["catalogue"])
+    def search_items(
+        query: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=MAX_QUERY_LENGTH,
+                description="Case-insensitive substring of the title",
+            ),
+        ],
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> ItemSearch:
+        served = holder.current
+        needle = query.strip().casefold()
+        if not needle:
+            raise ApiError(422, "invalid_request", "query must contain a non-space character")
+        titles = served.folded_titles
+        found = np.flatnonzero(np.strings.find(titles, needle) >= 0)
+        # Titles that start with the query first ("toy" -> "Toy Story"), then catalogue order.
+        starts = np.strings.startswith(titles[found], needle)
+        ranked = np.concatenate([found[starts], found[~starts]])
+        return ItemSearch(
+            query=query,
+            total=int(found.size),
+            items=[ItemSummary(**served.summary(int(i))) for i in ranked[:limit]],
+        )
+
+    @app.post(
+        "/recommendations",
+        response_model=VisitorRecommendations,
+        responses={**ERRORS, 415: {"model": ErrorBody, "description": "Body is not JSON"}},
+        tags=["recommend"],
+        dependencies=[Depends(_require_json)],
+    )
+    def visitor_recommendations(body: VisitorRequest) -> VisitorRecommendations:
+        """Top-k for a new visitor: a fresh user is fitted to their ratings, the model frozen."""
+        served = holder.current
+        rec = served.recommender
+        low, high = rec.rating_scale
+        seen: set[int] = set()
+        item_idx = []
+        for entry in body.ratings:
+            idx = served.item_index(entry.item)
+            if idx in seen:
+                raise ApiError(
+                    422, "invalid_request", f"item {entry.item} is rated twice; rate it once"
+                )
+            seen.add(idx)
+            item_idx.append(idx)
+            if not low <= entry.rating <= high:
+                raise ApiError(
+                    422,
+                    "invalid_rating",
+                    f"rating {entry.rating:g} for item {entry.item} is outside the model's "
+                    f"rating scale {low:g}..{high:g}",
+                )
+        started = time.perf_counter()
+        scores = fold_in_user(
+            rec,
+            [served.raw_items[i] for i in item_idx],
+            [entry.rating for entry in body.ratings],
+        )
+        fit_ms = (time.perf_counter() - started) * 1000
+        with torch.inference_mode():
+            scores = scores.clone()
+            scores[torch.tensor(item_idx)] = float("-inf")
+            top = torch.topk(scores, min(body.k, rec.encoder.n_items - len(item_idx)))
+        items = [
+            RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
+            for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+        ]
+        return VisitorRecommendations(
+            k=body.k, method=fold_in_method(rec), fit_ms=round(fit_ms, 2), items=items
+        )
+
+    @app.post(
+        "/admin/reload",
+        response_model=Reloaded,
+        responses={
+            401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
+            404: {"model": ErrorBody, "description": "Admin endpoints are disabled"},
+            409: {"model": ErrorBody, "description": "The run on disk is bad; old one kept"},
+        },
+        tags=["admin"],
+    )
+    def reload(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Reloaded:
+        """Re-read the server's own run directory and swap the model in atomically."""
+        if token is None:
+            raise ApiError(
+                404,
+                "admin_disabled",
+                f"admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set "
+                "to enable them",
+            )
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send the admin token as 'Authorization: Bearer <token>'",
+                headers=challenge,
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "the admin token is wrong", headers=challenge)
+        old = holder.current
+        try:
+            fresh = holder.reload()
+        except Exception as exc:  # any bad run on disk: keep serving the old model
+            if not isinstance(exc, MovieRecError):
+                log.exception("reload failed")
+            raise ApiError(
+                409,
+                "bad_run",
+                f"the run on disk cannot be loaded, so the model loaded at {old.loaded_at} "
+                f"keeps serving: {exc}",
+            ) from None
+        rec = fresh.recommender
+        return Reloaded(
+            status="reloaded",
+            model=fresh.model_name,
+            dataset=_optional_str(fresh.run.get("dataset")),
+            n_users=rec.encoder.n_users,
+            n_items=rec.encoder.n_items,
+            loaded_at=fresh.loaded_at,
+            seconds=round(fresh.load_seconds, 3),
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as application/json (got {content_type[:80] or 'no content type'})",
+        )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

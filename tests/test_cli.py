@@ -1,0 +1,146 @@
+"""The command line: JSON outputs, and every user error as one line with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from movierec.artifacts import save_run
+from movierec.cli import app
+from movierec.config import TrainConfig
+from movierec.data.synthetic import synthetic_ratings
+from tests.factories import build_recommender
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    ratings = synthetic_ratings(50, 30, 900, seed=4)
+    recommender = build_recommender("mf", ratings)
+    path = tmp_path_factory.mktemp("cli") / "run"
+    save_run(
+        path,
+        recommender,
+        model_config=recommender.model.config,
+        train_config=TrainConfig(),
+        info={"dataset": "synthetic", "split": "none", "seed": 0},
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def ratings_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "ratings.csv"
+    synthetic_ratings(60, 40, 1500, seed=6).to_csv(path, index=False)
+    return path
+
+
+def fails_cleanly(args, match):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "Traceback" not in result.output
+    assert match in message
+    return message
+
+
+def test_recommend_json_lists_items_with_titles(run_dir):
+    result = runner.invoke(app, ["recommend", str(run_dir), "--user", "1", "-k", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert len(items) == 5
+    assert set(items[0]) >= {"item", "title", "score"}
+
+
+def test_similar_and_predict_json(run_dir):
+    similar = runner.invoke(app, ["similar", str(run_dir), "--item", "2", "--json"])
+    assert similar.exit_code == 0, similar.output
+    assert 2 not in [row["item"] for row in json.loads(similar.stdout)]
+    predicted = runner.invoke(
+        app, ["predict", str(run_dir), "--user", "1", "--item", "2", "--json"]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    assert 1.0 <= json.loads(predicted.stdout)["rating"] <= 5.0
+
+
+def test_train_json_on_a_ratings_file_has_the_documented_keys(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in (
+        "model",
+        "rmse",
+        "mae",
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "train_seconds",
+        "epochs",
+        "ratings_per_second",
+    ):
+        assert key in metrics
+    assert metrics["split"] == "random:0.2"
+    assert (tmp_path / "r" / "learning_curve.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "history.csv").read_text().startswith("epoch,")
+    evaluated = runner.invoke(
+        app, ["evaluate", str(tmp_path / "r"), "--data", str(ratings_file), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["rmse"] == pytest.approx(metrics["rmse"], abs=1e-6)
+
+
+def test_unknown_user_is_one_line_and_exit_2(run_dir):
+    fails_cleanly(["recommend", str(run_dir), "--user", "424242"], "user 424242")
+
+
+def test_unknown_item_is_one_line_and_exit_2(run_dir):
+    fails_cleanly(["predict", str(run_dir), "--user", "1", "--item", "99999"], "item 99999")
+
+
+def test_missing_run_directory(tmp_path):
+    fails_cleanly(["recommend", str(tmp_path / "nope"), "--user", "1"], "not a movierec run")
+
+
+def test_unknown_dataset_name():
+    fails_cleanly(["train", "--data", "ml-7m"], "ml-7m")
+
+
+def test_unknown_model(ratings_file):
+    fails_cleanly(["train", "--data", str(ratings_file), "--model", "svd"], "unknown model 'svd'")
+
+
+def test_bad_split(ratings_file):
+    fails_cleanly(["train", "--data", str(ratings_file), "--split", "u1"], "canonical fold")
+
+
+def test_bad_k(run_dir):
+    fails_cleanly(["recommend", str(run_dir), "--user", "1", "-k", "0"], "between 1 and 1000")
+
+
+def test_bad_config_file(ratings_file, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[train]\nlearning_rate = 3\n")
+    fails_cleanly(
+        ["train", "--data", str(ratings_file), "--config", str(config)], "unknown training option"
+    )
+
+
+def test_bad_option_value_is_a_usage_error_with_exit_2(run_dir):
+    result = runner.invoke(app, ["recommend", str(run_dir), "--user", "1", "-k", "ten"])
+    assert result.exit_code == 2
+
+
+def test_python_dash_m_runs_the_cli(run_dir):
+    done = subprocess.run(
+        [sys.executable, "-m", "movierec", "recommend", str(run_dir), "--user", "424242"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "user 424242" in done.stderr

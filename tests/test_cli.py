@@ -144,3 +144,41 @@ def test_python_dash_m_runs_the_cli(run_dir):
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "user 424242" in done.stderr
+
+
+def test_train_stratified_bpr_json_has_the_ranking_keys(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2"]
+    args += ["--split", "stratified", "--objective", "bpr", "--out", str(tmp_path / "b")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in ("precision@10", "recall@10", "ndcg@10", "map@10", "coverage", "novelty"):
+        assert isinstance(metrics[key], float)
+    assert metrics["relevance"] == "any rated test item"
+    assert metrics["objective"] == "bpr" and metrics["rmse"] is None
+    assert metrics["split"] == "stratified:0.25"
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["objective"] == "bpr"
+    assert "valid_ndcg" in (tmp_path / "b" / "history.csv").read_text().splitlines()[0]
+    recommended = runner.invoke(app, ["recommend", str(tmp_path / "b"), "--user", "1", "--json"])
+    assert recommended.exit_code == 0, recommended.output
+    fails_cleanly(["predict", str(tmp_path / "b"), "--user", "1", "--item", "2"], "not ratings")
+    evaluated = runner.invoke(
+        app,
+        ["evaluate", str(tmp_path / "b"), "--data", str(ratings_file), "--relevance", ">=4"],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_relevance_option_is_reported(ratings_file):
+    args = ["train", "--data", str(ratings_file), "--model", "popularity", "--json"]
+    result = runner.invoke(app, [*args, "--relevance", "any"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["relevance"] == "any rated test item"
+    result = runner.invoke(app, ["train", "--data", str(ratings_file), "--model", "bias", "--json"])
+    assert json.loads(result.stdout)["relevance"] == "rated >= 4"
+    fails_cleanly([*args, "--relevance", "some"], "unknown relevance")
+    fails_cleanly(
+        ["train", "--data", str(ratings_file), "--model", "bias", "--objective", "bpr"],
+        "closed form",
+    )

@@ -59,3 +59,16 @@ def test_ranking_metrics_refuse_users_without_relevant_items():
 def test_ranking_metrics_check_shapes():
     with pytest.raises(ValueError, match="must be"):
         metrics.precision_at_k([1, 0], [1])
+
+
+def test_popularity_rank_by_hand():
+    # Counts 5, 9, 5, 1: item 1 is first; items 0 and 2 share ranks 2-3; item 3 is fourth.
+    assert metrics.popularity_rank([5, 9, 5, 1]).tolist() == [2.5, 1.0, 2.5, 4.0]
+
+
+def test_novelty_by_hand():
+    counts = [5, 9, 5, 1]
+    assert metrics.novelty([[1, 3], [0, 1]], counts) == pytest.approx((1 + 4 + 2.5 + 1) / 4)
+    assert metrics.novelty([1], counts) == 1.0
+    with pytest.raises(ValueError):
+        metrics.novelty([], counts)

@@ -71,6 +71,8 @@ def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
         (f"precision@{k}", f"P@{k}"),
         (f"recall@{k}", f"R@{k}"),
         (f"ndcg@{k}", f"NDCG@{k}"),
+        (f"map@{k}", f"MAP@{k}"),
+        ("coverage", "coverage"),
         ("epochs", "epochs"),
         ("train_seconds", "train s"),
         ("ratings_per_second", "ratings/s"),
@@ -100,8 +102,40 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document instead of
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 DataOpt = typer.Option(..., "--data", help="A catalogue name (ml-100k), a directory or a file.")
 SplitOpt = typer.Option(
-    None, "--split", help="u1..u5 (ml-100k), random[:F], temporal[:F], leave-last[:K]."
+    None,
+    "--split",
+    help="u1..u5 (ml-100k), random[:F], temporal[:F], leave-last[:K], stratified[:F] "
+    "(per user; F default 0.25).",
 )
+RelevanceOpt = typer.Option(
+    None,
+    "--relevance",
+    help="Which test items are relevant for ranking metrics: any, or >=R (e.g. >=4). "
+    "Default: any for the stratified split, >=4 otherwise.",
+)
+ObjectiveOpt = typer.Option(
+    None, "--objective", help="Training objective: rating (MSE, default), bpr or bce."
+)
+NegativesOpt = typer.Option(
+    None, "--negatives", help="Sampled negatives per rated pair (bpr/bce; model default)."
+)
+SamplingOpt = typer.Option(
+    None, "--negative-sampling", help="uniform or popularity (bpr/bce; default uniform)."
+)
+
+
+def _train_options(
+    objective: str | None, negatives: int | None, sampling: str | None
+) -> dict[str, Any]:
+    return {"objective": objective, "negatives": negatives, "negative_sampling": sampling}
+
+
+def _relevance(text: str | None) -> float | str | None:
+    from movierec.evaluation import parse_relevance
+
+    return parse_relevance(text)
+
+
 ColumnsOpt = typer.Option(
     None, "--columns", help="Column names of a ratings file: user,item,rating[,timestamp]."
 )
@@ -158,7 +192,9 @@ def fetch(
 def train(
     data: str = DataOpt,
     split: str | None = SplitOpt,
-    model: str | None = typer.Option(None, "--model", help="embedding-net, mf, bias or mean."),
+    model: str | None = typer.Option(
+        None, "--model", help="embedding-net, mf, bias, mean, ease or popularity."
+    ),
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory to write."),
     epochs: int | None = typer.Option(
         None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
@@ -168,6 +204,10 @@ def train(
     ),
     columns: str | None = ColumnsOpt,
     k: int = KOpt,
+    objective: str | None = ObjectiveOpt,
+    negatives: int | None = NegativesOpt,
+    negative_sampling: str | None = SamplingOpt,
+    relevance: str | None = RelevanceOpt,
     seed: int = SeedOpt,
     device: str = DeviceOpt,
     threads: int | None = ThreadsOpt,
@@ -187,6 +227,8 @@ def train(
         columns=_columns(columns),
         options=_options(seed, device, threads, quiet or as_json),
         k=k,
+        train_options=_train_options(objective, negatives, negative_sampling),
+        relevance=_relevance(relevance),
     )
     if as_json:
         print_json(run.metrics)
@@ -206,6 +248,10 @@ def compare(
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
     columns: str | None = ColumnsOpt,
     k: int = KOpt,
+    objective: str | None = ObjectiveOpt,
+    negatives: int | None = NegativesOpt,
+    negative_sampling: str | None = SamplingOpt,
+    relevance: str | None = RelevanceOpt,
     seed: int = SeedOpt,
     device: str = DeviceOpt,
     threads: int | None = ThreadsOpt,
@@ -223,6 +269,8 @@ def compare(
         columns=_columns(columns),
         options=_options(seed, device, threads, quiet or as_json),
         k=k,
+        train_options=_train_options(objective, negatives, negative_sampling),
+        relevance=_relevance(relevance),
     )
     rows = [run.metrics for run in runs]
     if as_json:
@@ -241,12 +289,21 @@ def evaluate(
     columns: str | None = ColumnsOpt,
     k: int = KOpt,
     seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
+    relevance: str | None = RelevanceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a saved run on a dataset's test split."""
     from movierec.experiment import evaluate_run
 
-    metrics = evaluate_run(run_dir, data, split=split, columns=_columns(columns), seed=seed, k=k)
+    metrics = evaluate_run(
+        run_dir,
+        data,
+        split=split,
+        columns=_columns(columns),
+        seed=seed,
+        k=k,
+        relevance=_relevance(relevance),
+    )
     if as_json:
         print_json(metrics)
         return
@@ -285,12 +342,14 @@ def recommend(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Top-k movies for a user, with titles and predicted ratings."""
+    """Top-k movies for a user, with titles and predicted ratings (ranking scores for runs
+    trained with --objective bpr/bce, or ease/popularity)."""
     from movierec.artifacts import load_run
 
     recommender, _ = load_run(run_dir)
     items = recommender.top_n(user, k, exclude_seen=not include_seen)
-    _print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", "predicted")
+    label = "predicted" if recommender.predicts_ratings else "score"
+    _print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", label)
 
 
 @app.command()
@@ -319,7 +378,7 @@ def predict(
     item: str = typer.Option(..., "--item", help="Raw item ID."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """The predicted rating of one user for one movie."""
+    """The predicted rating of one user for one movie (runs trained for ranking refuse)."""
     from movierec.artifacts import load_run
 
     recommender, _ = load_run(run_dir)

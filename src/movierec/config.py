@@ -29,11 +29,13 @@ from typing import Any
 from movierec.errors import ConfigError
 
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
+OBJECTIVES = ("rating", "bpr", "bce")  # kept in step with movierec.objectives
+NEGATIVE_SAMPLING = ("uniform", "popularity")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of the training loop (MSE loss, Adam).
+    """Hyperparameters of the training loop (Adam; MSE or a ranking loss).
 
     Attributes:
         epochs: Maximum number of passes over the training ratings.
@@ -42,8 +44,13 @@ class TrainConfig:
         weight_decay: Adam's L2 weight decay.
         schedule: ``constant``, ``one-cycle`` or ``cosine-restarts``.
         restart_epochs: Length of the first cycle of ``cosine-restarts``, in epochs.
-        patience: Epochs without a better validation RMSE before stopping (0: never stop early).
+        patience: Epochs without a better validation score before stopping (0: never stop
+            early). The score is RMSE for the ``rating`` objective, NDCG@10 otherwise.
         validation_fraction: Share of the training part carved out for early stopping.
+        objective: ``rating`` (MSE on ratings), ``bpr`` (pairwise) or ``bce`` (pointwise with
+            sampled negatives); see :mod:`movierec.objectives`.
+        negatives: Sampled unrated items per rated pair (ranking objectives only).
+        negative_sampling: ``uniform`` or ``popularity`` (ranking objectives only).
     """
 
     epochs: int = 20
@@ -54,6 +61,9 @@ class TrainConfig:
     restart_epochs: int = 2
     patience: int = 3
     validation_fraction: float = 0.1
+    objective: str = "rating"
+    negatives: int = 1
+    negative_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,6 +86,17 @@ class TrainConfig:
         if not 0.0 <= self.validation_fraction < 1.0:
             problems.append(
                 f"validation_fraction must be in [0, 1) (got {self.validation_fraction})"
+            )
+        if self.objective not in OBJECTIVES:
+            problems.append(
+                f"objective must be one of {', '.join(OBJECTIVES)} (got {self.objective!r})"
+            )
+        if self.negatives < 1:
+            problems.append(f"negatives must be >= 1 (got {self.negatives})")
+        if self.negative_sampling not in NEGATIVE_SAMPLING:
+            problems.append(
+                f"negative_sampling must be one of {', '.join(NEGATIVE_SAMPLING)} "
+                f"(got {self.negative_sampling!r})"
             )
         if problems:
             raise ConfigError("invalid training options: " + "; ".join(problems))

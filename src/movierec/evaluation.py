@@ -1,12 +1,21 @@
 """Run a recommender over a test split and compute its metrics.
 
 Rating error (RMSE, MAE) covers every test rating: pairs the model never saw get the documented
-bias fallback (see :mod:`movierec.recommend`), and their count is reported.
+bias fallback (see :mod:`movierec.recommend`), and their count is reported. Runs that predict
+ranking scores rather than ratings (``bpr``/``bce`` objectives, ``ease``, ``popularity``) report
+RMSE and MAE as None: a number there would be meaningless.
 
 Ranking metrics at ``k``: a user's relevant items are their test items rated at or above
-``threshold``; candidates are all items the model knows minus those the user rated in the
-training part. Users with no relevant test item, or unknown to the model, are left out (counted).
-A relevant item the model never saw still counts in the user's recall denominator.
+``threshold``, or every test item whatever its rating when ``threshold`` is None (the output's
+``relevance`` key says which: ``"rated >= 4"`` or ``"any rated test item"``). Candidates are all
+items the model knows minus those the user rated in the training part. Users with no relevant
+test item, or unknown to the model, are left out (counted). A relevant item the model never saw
+still counts in the user's recall denominator. Besides precision, recall, NDCG, MAP and hit rate
+at ``k``: catalogue coverage and novelty (mean popularity rank, by training ratings, of the
+recommended items; 1 is the most rated item).
+
+Default relevance (:func:`default_relevance`): any rated test item for the ``stratified`` split
+(as the published ml-100k benchmark tables), rated >= 4 for every other split.
 """
 
 from __future__ import annotations
@@ -21,6 +30,34 @@ from movierec import metrics
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.recommend import Recommender
 
+DEFAULT_THRESHOLD = 4.0
+
+
+def default_relevance(split_name: str) -> float | None:
+    """The relevance threshold a split uses by default: None (any rating) for ``stratified``."""
+    return None if split_name.startswith("stratified") else DEFAULT_THRESHOLD
+
+
+def parse_relevance(text: str | None) -> float | str | None:
+    """``any`` -> None, ``>=4`` or ``4`` -> 4.0, None -> ``"default"`` (chosen by the split)."""
+    from movierec.errors import ConfigError
+
+    if text is None or text.strip() == "" or text.strip() == "default":
+        return "default"
+    value = text.strip().removeprefix(">=").strip()
+    if value == "any":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"unknown relevance {text!r}; use any (every rated test item) or >=R, e.g. >=4"
+        ) from None
+
+
+def relevance_label(threshold: float | None) -> str:
+    return "any rated test item" if threshold is None else f"rated >= {threshold:g}"
+
 
 def evaluate(
     recommender: Recommender,
@@ -28,21 +65,22 @@ def evaluate(
     test: pd.DataFrame,
     *,
     k: int = 10,
-    threshold: float = 4.0,
+    threshold: float | None = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """All metrics of ``recommender`` on ``test``; ``train`` says which items each user has seen."""
-    predicted = recommender.predict(test["user_id"].to_numpy(), test["item_id"].to_numpy())
-    actual = test["rating"].to_numpy(dtype=np.float64)
+    """All metrics of ``recommender`` on ``test``; ``train`` says which items each user has seen.
+
+    ``threshold`` None counts every test item as relevant (see the module doc).
+    """
     encoder = recommender.encoder
     known = (encoder.encode_users(test["user_id"].to_numpy()) >= 0) & (
         encoder.encode_items(test["item_id"].to_numpy()) >= 0
     )
-    result: dict[str, Any] = {
-        "rmse": metrics.rmse(predicted, actual),
-        "mae": metrics.mae(predicted, actual),
-        "test_ratings": len(test),
-        "test_ratings_fallback": int((~known).sum()),
-    }
+    result: dict[str, Any] = {"rmse": None, "mae": None}
+    if recommender.predicts_ratings:
+        predicted = recommender.predict(test["user_id"].to_numpy(), test["item_id"].to_numpy())
+        actual = test["rating"].to_numpy(dtype=np.float64)
+        result = {"rmse": metrics.rmse(predicted, actual), "mae": metrics.mae(predicted, actual)}
+    result.update({"test_ratings": len(test), "test_ratings_fallback": int((~known).sum())})
     result.update(ranking_metrics(recommender, train, test, k=k, threshold=threshold))
     return result
 
@@ -53,22 +91,26 @@ def ranking_metrics(
     test: pd.DataFrame,
     *,
     k: int = 10,
-    threshold: float = 4.0,
+    threshold: float | None = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """Precision, recall, NDCG, MAP and hit rate at ``k``, plus catalogue coverage."""
+    """Precision, recall, NDCG, MAP and hit rate at ``k``, plus coverage and novelty."""
     encoder = recommender.encoder
-    relevant = test[test["rating"] >= threshold]
+    relevant = test if threshold is None else test[test["rating"] >= threshold]
     rel_users = encoder.encode_users(relevant["user_id"].to_numpy())
     rel_items = encoder.encode_items(relevant["item_id"].to_numpy())
     known_user = rel_users >= 0
     rel_users, rel_items = rel_users[known_user], rel_items[known_user]
     n_relevant_all = np.bincount(rel_users, minlength=encoder.n_users)
     users = np.flatnonzero(n_relevant_all)
-    out: dict[str, Any] = {"ranking_users": int(users.size), "relevance_threshold": threshold}
+    out: dict[str, Any] = {
+        "ranking_users": int(users.size),
+        "relevance": relevance_label(threshold),
+        "relevance_threshold": threshold,
+    }
     if users.size == 0:
         for name in ("precision", "recall", "ndcg", "map", "hit_rate"):
             out[f"{name}@{k}"] = None
-        out["coverage"] = None
+        out["coverage"] = out["novelty"] = None
         return out
 
     train_tensors = RatingTensors.from_frame(train, encoder)
@@ -85,6 +127,8 @@ def ranking_metrics(
     top_keys = np.arange(users.size)[:, None] * n_items + top
     hits = np.isin(top_keys, relevant_keys) & np.isfinite(top_scores.numpy())
     n_relevant = n_relevant_all[users]
+    shown = top[np.isfinite(top_scores.numpy())]
+    item_counts = torch.bincount(train_tensors.item_idx, minlength=n_items).numpy()
     out.update(
         {
             f"precision@{k}": metrics.precision_at_k(hits, n_relevant),
@@ -92,7 +136,8 @@ def ranking_metrics(
             f"ndcg@{k}": metrics.ndcg_at_k(hits, n_relevant),
             f"map@{k}": metrics.map_at_k(hits, n_relevant),
             f"hit_rate@{k}": metrics.hit_rate_at_k(hits, n_relevant),
-            "coverage": metrics.coverage(top[np.isfinite(top_scores.numpy())], n_items),
+            "coverage": metrics.coverage(shown, n_items),
+            "novelty": metrics.novelty(shown, item_counts) if shown.size else None,
         }
     )
     return out

@@ -23,7 +23,7 @@ from movierec.data.readers import RatingsData, load_data
 from movierec.data.splits import Split, carve_validation, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError
-from movierec.evaluation import evaluate
+from movierec.evaluation import default_relevance, evaluate
 from movierec.models import build_model, make_config, model_class
 from movierec.models.biases import fit_biases
 from movierec.recommend import Recommender
@@ -90,13 +90,20 @@ class ModelSpec:
         model_options: Mapping[str, Any] | None = None,
         train_options: Mapping[str, Any] | None = None,
     ) -> ModelSpec:
-        """Flags override the config file, which overrides the model's preferred defaults."""
+        """Flags override the config file, which overrides the model's preferred defaults.
+
+        The model's defaults depend on the training objective (flag, else file, else rating).
+        """
         file = load_config_file(config_path) if config_path else None
         name = model or (file.model if file else None) or DEFAULT_MODEL
         same_model = file is not None and (file.model is None or file.model == name)
         options = {**(file.model_options if same_model else {}), **(model_options or {})}
+        objective = (train_options or {}).get("objective") or (
+            file.train_options.get("objective") if file else None
+        )
+        objective = objective or "rating"
         train_values = {
-            **model_class(name).default_train_overrides(),
+            **model_class(name).default_train_overrides(str(objective)),
             **(file.train_options if file else {}),
             **(train_options or {}),
         }
@@ -115,15 +122,32 @@ class TrainedRun:
 
 
 def train_model(
-    prepared: Prepared, spec: ModelSpec, options: RunOptions, *, k: int = 10
+    prepared: Prepared,
+    spec: ModelSpec,
+    options: RunOptions,
+    *,
+    k: int = 10,
+    relevance: float | str | None = "default",
 ) -> TrainedRun:
-    """Train ``spec`` on ``prepared`` and evaluate it once on the test split."""
+    """Train ``spec`` on ``prepared`` and evaluate it once on the test split.
+
+    ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
+    ``"default"`` to let the split decide (:func:`movierec.evaluation.default_relevance`).
+    """
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
     encoder = prepared.encoder
     model = build_model(
         spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
     )
+    objective = spec.train.objective
+    if not model.trainable and objective != "rating":
+        if model.predicts_ratings:
+            raise ConfigError(
+                f"model {spec.name!r} is fitted in closed form and predicts ratings; "
+                f"--objective {objective} needs a trained model (embedding-net or mf)"
+            )
+        objective = "rating"  # a ranking-only closed-form model: the objective does not apply
     valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
     result = fit(model, prepared.fit_tensors, valid, spec.train, options)
     fallback = fit_biases(
@@ -139,15 +163,24 @@ def train_model(
         fallback,
         prepared.seen,
         prepared.data.items,
-        {"model": spec.name, "dataset": prepared.data.name, "split": prepared.split.name},
+        {
+            "model": spec.name,
+            "dataset": prepared.data.name,
+            "split": prepared.split.name,
+            "objective": objective,
+        },
     )
+    threshold = default_relevance(prepared.split.name) if relevance == "default" else relevance
     started = time.perf_counter()
-    metrics = evaluate(recommender, prepared.split.train, prepared.split.test, k=k)
+    metrics = evaluate(
+        recommender, prepared.split.train, prepared.split.test, k=k, threshold=threshold
+    )
     evaluation_seconds = time.perf_counter() - started
     summary = {
         "model": spec.name,
         "dataset": prepared.data.name,
         "split": prepared.split.name,
+        "objective": objective,
         **metrics,
         "train_seconds": result.train_seconds,
         "evaluation_seconds": evaluation_seconds,
@@ -166,6 +199,7 @@ def train_model(
         "split": prepared.split.name,
         "seed": options.seed,
         "best_epoch": result.best_epoch,
+        "objective": objective,
     }
     return TrainedRun(spec, recommender, result, summary, info)
 
@@ -209,12 +243,19 @@ def train(
     columns: Sequence[str] | None = None,
     options: RunOptions | None = None,
     k: int = 10,
+    train_options: Mapping[str, Any] | None = None,
+    relevance: float | str | None = "default",
 ) -> TrainedRun:
-    """Load ``data``, train one model, evaluate it on the test split and optionally save it."""
+    """Load ``data``, train one model, evaluate it on the test split and optionally save it.
+
+    ``train_options`` override training hyperparameters (``objective``, ``negatives``, ...);
+    ``relevance`` as in :func:`train_model`.
+    """
     options = options or RunOptions()
-    spec = ModelSpec.resolve(
-        model, config_path, train_options={"epochs": epochs} if epochs is not None else None
-    )
+    overrides = {key: v for key, v in (train_options or {}).items() if v is not None}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    spec = ModelSpec.resolve(model, config_path, train_options=overrides or None)
     dataset = (
         data
         if isinstance(data, RatingsData)
@@ -223,7 +264,7 @@ def train(
     prepared = prepare(
         dataset, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
     )
-    run = train_model(prepared, spec, options, k=k)
+    run = train_model(prepared, spec, options, k=k, relevance=relevance)
     if out is not None:
         save_trained(run, Path(out))
         run.metrics["run_dir"] = str(out)
@@ -239,13 +280,17 @@ def compare_models(
     columns: Sequence[str] | None = None,
     options: RunOptions | None = None,
     k: int = 10,
+    train_options: Mapping[str, Any] | None = None,
+    relevance: float | str | None = "default",
 ) -> list[TrainedRun]:
     """Train each model on the same split (same seed) and evaluate each on the same test set.
 
-    With ``out``, each run is saved to ``out/<model>``.
+    With ``out``, each run is saved to ``out/<model>``. ``train_options`` (an ``objective``, for
+    instance) apply to every model; ``relevance`` as in :func:`train_model`.
     """
     options = options or RunOptions()
-    specs = [ModelSpec.resolve(name) for name in models]
+    overrides = {key: v for key, v in (train_options or {}).items() if v is not None} or None
+    specs = [ModelSpec.resolve(name, train_options=overrides) for name in models]
     if not specs:
         raise ConfigError("give at least one model to compare, e.g. --models embedding-net,bias")
     dataset = (
@@ -261,7 +306,7 @@ def compare_models(
             prepared_by_fraction[fraction] = prepare(
                 dataset, split, seed=options.seed, validation_fraction=fraction
             )
-        run = train_model(prepared_by_fraction[fraction], spec, options, k=k)
+        run = train_model(prepared_by_fraction[fraction], spec, options, k=k, relevance=relevance)
         if out is not None:
             save_trained(run, Path(out) / spec.name)
             run.metrics["run_dir"] = str(Path(out) / spec.name)
@@ -277,6 +322,7 @@ def evaluate_run(
     columns: Sequence[str] | None = None,
     seed: int | None = None,
     k: int = 10,
+    relevance: float | str | None = "default",
 ) -> dict[str, Any]:
     """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given)."""
     from movierec.artifacts import load_run
@@ -287,5 +333,12 @@ def evaluate_run(
     chosen = make_split(
         dataset.ratings, split or default_split(dataset), layout=dataset.layout, seed=seed
     )
-    metrics = evaluate(recommender, chosen.train, chosen.test, k=k)
-    return {"model": run["model"], "dataset": dataset.name, "split": chosen.name, **metrics}
+    threshold = default_relevance(chosen.name) if relevance == "default" else relevance
+    metrics = evaluate(recommender, chosen.train, chosen.test, k=k, threshold=threshold)
+    return {
+        "model": run["model"],
+        "dataset": dataset.name,
+        "split": chosen.name,
+        "objective": recommender.objective,
+        **metrics,
+    }

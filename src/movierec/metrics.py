@@ -83,3 +83,33 @@ def coverage(recommended: ArrayLike, n_items: int) -> float:
     if n_items < 1:
         raise ValueError("coverage needs a catalogue of at least one item")
     return float(np.unique(recommended).size / n_items)
+
+
+def popularity_rank(item_counts: ArrayLike) -> np.ndarray:
+    """Each item's popularity rank: 1 for the most rated item, ties sharing their average rank.
+
+    Args:
+        item_counts: ``[n_items]`` training ratings per item.
+
+    Returns:
+        float64 ``[n_items]``; an item rated by as many users as two others and fewer than none
+        gets ``(1 + 3) / 2 = 2`` (it shares ranks 1..3).
+    """
+    counts = np.asarray(item_counts, dtype=np.float64)
+    ascending = np.sort(counts)
+    n = counts.size
+    more = n - np.searchsorted(ascending, counts, side="right")  # items strictly more popular
+    at_least = n - np.searchsorted(ascending, counts, side="left")  # items as popular or more
+    return (more + 1 + at_least) / 2.0
+
+
+def novelty(recommended: ArrayLike, item_counts: ArrayLike) -> float:
+    """Mean popularity rank (see :func:`popularity_rank`) of the recommended items.
+
+    Higher is more novel: 1 would mean recommending only the most popular item. Every entry of
+    ``recommended`` (any shape of item indices) counts once.
+    """
+    recommended = np.asarray(recommended, dtype=np.int64).ravel()
+    if recommended.size == 0:
+        raise ValueError("novelty needs at least one recommended item")
+    return float(np.mean(popularity_rank(item_counts)[recommended]))

@@ -1,7 +1,14 @@
 """Recommender: a trained model behind raw IDs.
 
-Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts. Every
-prediction is clipped to the rating scale.
+Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts.
+
+Ratings or scores: a run trained with the ``rating`` objective by a model that predicts ratings
+(``info["objective"]`` absent or ``"rating"``) predicts ratings, clipped to the rating scale, and
+:meth:`Recommender.top_n` scores are predicted ratings. A run trained with ``bpr`` or ``bce``, or
+a ranking-only model (``ease``, ``popularity``), produces scores that only order items:
+:meth:`top_n` returns them raw (unclipped, labelled ``score``) and :meth:`Recommender.predict`
+raises :class:`MovieRecError` saying the run predicts scores, not ratings
+(:attr:`Recommender.predicts_ratings` tells which case holds).
 
 Unknown-ID policy (documented in README):
 
@@ -93,6 +100,30 @@ class Recommender:
     def rating_scale(self) -> tuple[float, float]:
         return self.model.rating_scale
 
+    @property
+    def objective(self) -> str:
+        """The training objective of the run (``rating`` when the run does not say)."""
+        return str(self.info.get("objective") or "rating")
+
+    @property
+    def predicts_ratings(self) -> bool:
+        """Whether the model's outputs are ratings (else ranking scores, see the module doc)."""
+        return self.model.predicts_ratings and self.objective == "rating"
+
+    def _require_ratings(self) -> None:
+        if not self.predicts_ratings:
+            model = self.info.get("model", self.model.name)
+            why = (
+                f"was trained with --objective {self.objective}"
+                if self.objective != "rating"
+                else "is a ranking-only model"
+            )
+            raise MovieRecError(
+                f"run of model {model!r} {why}: it predicts ranking scores, not ratings, so it "
+                f"cannot predict a rating; use top-N recommendations, or train with "
+                f"--objective rating for rating predictions"
+            )
+
     def title(self, item_idx: int) -> str:
         return str(self._titles[item_idx])
 
@@ -106,7 +137,12 @@ class Recommender:
         *,
         unknown: Literal["fallback", "error"] = "fallback",
     ) -> np.ndarray:
-        """Predicted ratings for pairs of raw IDs (float64 ``[N]``), vectorised."""
+        """Predicted ratings for pairs of raw IDs (float64 ``[N]``), vectorised.
+
+        Raises:
+            MovieRecError: The run predicts ranking scores, not ratings (see the module doc).
+        """
+        self._require_ratings()
         users = self.encoder.encode_users(np.atleast_1d(np.asarray(user_ids)))
         items = self.encoder.encode_items(np.atleast_1d(np.asarray(item_ids)))
         if users.shape != items.shape:
@@ -192,12 +228,13 @@ class Recommender:
             scores = self.model.score_items(users, item_side)
         else:
             scores = self.model.score_items(users)
-        return scores.clamp(*self.rating_scale)
+        return scores.clamp(*self.rating_scale) if self.predicts_ratings else scores.float()
 
     def top_n(
         self, user_id: Any, k: int = 10, *, exclude_seen: bool = True
     ) -> list[Recommendation]:
-        """The ``k`` best items for a known user, with titles and predicted ratings."""
+        """The ``k`` best items for a known user, with titles and predicted ratings (or ranking
+        scores, for runs that do not predict ratings)."""
         _check_k(k)
         user = self.encoder.user_index(user_id)
         items, scores = self.top_indices(

@@ -1,9 +1,11 @@
 """The one training loop every trainable model goes through.
 
-MSE loss (plus the model's own per-batch penalty, if any), Adam with weight decay, mini-batches
-sliced from a shuffled permutation of whole tensors (no per-sample Dataset), a learning-rate
-schedule that is a pure function of the step, early stopping on validation RMSE with the best
-weights restored, and a per-epoch history.
+The objective (:mod:`movierec.objectives`: MSE on ratings, or BPR / BCE with sampled negatives)
+plus the model's own per-batch penalty, if any; Adam with weight decay; mini-batches sliced from a
+shuffled permutation of whole tensors (no per-sample Dataset); a learning-rate schedule that is a
+pure function of the step; early stopping with the best weights restored, on validation RMSE for
+the ``rating`` objective and on validation NDCG@10 (training items masked, every validation item
+relevant) for the ranking objectives; and a per-epoch history.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from movierec import metrics
 from movierec.config import RunOptions, TrainConfig
-from movierec.data.tensors import RatingTensors
+from movierec.data.negatives import NegativeSampler
+from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
+from movierec.objectives import RANKING_LOSSES, rating_loss
 
 PREDICT_BATCH = 1 << 16
+VALID_SCORE_ROWS = 1 << 18  # users x items scored per batch for validation NDCG
+VALID_K = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class EpochRecord:
     valid_rmse: float | None
     lr: float
     seconds: float
+    valid_ndcg: float | None = None
 
 
 @dataclass
@@ -126,6 +134,45 @@ def predict_tensors(model: RatingModel, data: RatingTensors) -> torch.Tensor:
     return torch.cat(outputs).float().clamp(low, high)
 
 
+@torch.inference_mode()
+def validation_ndcg(
+    model: RatingModel, train: RatingTensors, valid: RatingTensors, k: int = VALID_K
+) -> float:
+    """NDCG@k of ``model`` on ``valid``: every validation item is relevant, training items masked.
+
+    Candidates are all items but the user's ``train`` items; users with no validation item are
+    left out. Scores come from :meth:`RatingModel.score_items` in eval mode, batched over users.
+    """
+    was_training = model.training
+    model.eval()
+    device = valid.user_idx.device
+    n_users, n_items = model.n_users, model.n_items
+    seen = SeenItems.from_tensors(train.to("cpu"), n_users, n_items)
+    users = torch.unique(valid.user_idx).cpu()
+    relevant_keys = torch.unique(valid.user_idx * n_items + valid.item_idx)
+    n_relevant = torch.bincount(valid.user_idx, minlength=n_users)[users.to(device)]
+    item_side = model.item_side() if callable(getattr(model, "item_side", None)) else None
+    per_batch = max(1, VALID_SCORE_ROWS // max(1, n_items))
+    k = min(k, n_items)
+    hits = []
+    for start in range(0, users.numel(), per_batch):
+        batch = users[start : start + per_batch]
+        on_device = batch.to(device)
+        if item_side is not None:
+            scores = model.score_items(on_device, item_side)
+        else:
+            scores = model.score_items(on_device)
+        scores = scores.float().masked_fill(seen.mask(batch).to(device), float("-inf"))
+        top = torch.topk(scores, k, dim=1)
+        keys = on_device[:, None] * n_items + top.indices
+        found = torch.isin(keys, relevant_keys) & torch.isfinite(top.values)
+        hits.append(found.cpu())
+    model.train(was_training)
+    if not hits:
+        return 0.0
+    return metrics.ndcg_at_k(torch.cat(hits).numpy(), n_relevant.cpu().numpy())
+
+
 def fit(
     model: RatingModel,
     train: RatingTensors,
@@ -142,7 +189,7 @@ def fit(
         train: Encoded training ratings.
         valid: Encoded validation ratings (carved from the training part) for early stopping,
             or None to train for ``config.epochs`` without stopping early.
-        config: Hyperparameters.
+        config: Hyperparameters, the objective among them.
         options: Seed, device and progress display.
         on_epoch: Called with each epoch's record after validation.
 
@@ -170,7 +217,18 @@ def fit(
         lambda step: learning_rate(step, total_steps, steps_per_epoch, config) / config.lr,
     )
     generator = torch.Generator().manual_seed(options.seed)
-    best_rmse, best_state, stale = math.inf, None, 0
+    ranking = config.objective in RANKING_LOSSES
+    sampler = None
+    if ranking:
+        sampler = NegativeSampler(
+            train.user_idx,
+            train.item_idx,
+            model.n_items,
+            sampling=config.negative_sampling,
+            generator=torch.Generator(device=device).manual_seed(options.seed + 1),
+        )
+    # Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives.
+    best_score, best_state, stale = math.inf, None, 0
 
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -188,8 +246,11 @@ def fit(
         for start in bar:
             batch = order[start : start + config.batch_size]
             users, items = train.user_idx[batch], train.item_idx[batch]
-            loss = torch.nn.functional.mse_loss(model(users, items), train.rating[batch])
-            penalty = model.penalty(users, items)
+            if sampler is None:
+                loss = rating_loss(model(users, items), train.rating[batch])
+                penalty = model.penalty(users, items)
+            else:
+                loss, penalty = _ranking_step(model, sampler, users, items, config)
             total = loss if penalty is None else loss + penalty
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -201,24 +262,36 @@ def fit(
         result.train_seconds += step_seconds
         result.ratings_seen += len(train)
 
-        valid_loss = valid_rmse = None
-        if valid is not None:
+        valid_loss = valid_rmse = valid_ndcg = None
+        if valid is not None and ranking:
+            valid_ndcg = validation_ndcg(model, train, valid)
+        elif valid is not None:
             valid_loss = float(torch.mean((predict_tensors(model, valid) - valid.rating) ** 2))
             valid_rmse = math.sqrt(valid_loss)
         record = EpochRecord(
-            epoch, train_loss, valid_loss, valid_rmse, lr_now, time.perf_counter() - epoch_start
+            epoch,
+            train_loss,
+            valid_loss,
+            valid_rmse,
+            lr_now,
+            time.perf_counter() - epoch_start,
+            valid_ndcg,
         )
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
         if options.progress:
             shown = f"valid RMSE {valid_rmse:.4f}" if valid_rmse is not None else ""
-            tqdm.write(f"epoch {epoch:3d}  train MSE {train_loss:.4f}  {shown}", file=sys.stderr)
+            if valid_ndcg is not None:
+                shown = f"valid NDCG@{VALID_K} {valid_ndcg:.4f}"
+            name = "MSE" if sampler is None else config.objective.upper()
+            tqdm.write(f"epoch {epoch:3d}  train {name} {train_loss:.4f}  {shown}", file=sys.stderr)
 
-        if valid_rmse is None:
+        score = valid_rmse if valid_ndcg is None else -valid_ndcg
+        if score is None:
             continue
-        if valid_rmse < best_rmse:
-            best_rmse, stale, result.best_epoch = valid_rmse, 0, epoch
+        if score < best_score:
+            best_score, stale, result.best_epoch = score, 0, epoch
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
@@ -229,3 +302,24 @@ def fit(
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _ranking_step(
+    model: RatingModel,
+    sampler: NegativeSampler,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    config: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Loss and penalty of one ranking batch: rated pairs against sampled unrated items.
+
+    Positives and negatives go through one :meth:`RatingModel.logits` call, so dropout and the
+    model's penalty see the whole batch.
+    """
+    negatives = sampler.sample(users, config.negatives)  # [B, n]
+    all_users = torch.cat([users, users.repeat_interleave(config.negatives)])
+    all_items = torch.cat([items, negatives.reshape(-1)])
+    logits = model.logits(all_users, all_items)
+    positive, negative = logits[: users.shape[0]], logits[users.shape[0] :]
+    loss = RANKING_LOSSES[config.objective](positive, negative.view(-1, config.negatives))
+    return loss, model.penalty(all_users, all_items)

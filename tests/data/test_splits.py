@@ -71,3 +71,31 @@ def test_canonical_folds_need_ml100k(ratings):
 def test_bad_split_names_are_config_errors(ratings, spec):
     with pytest.raises(ConfigError):
         make_split(ratings, spec, layout="x", seed=0)
+
+
+def test_stratified_split_keeps_each_users_proportion(ratings):
+    split = make_split(ratings, "stratified", layout="ratings-file", seed=2)
+    assert split.name == "stratified:0.25"
+    per_user = ratings.groupby("user_id").size()
+    in_test = split.test.groupby("user_id").size().reindex(per_user.index, fill_value=0)
+    expected = np.floor(per_user * 0.25 + 0.5).astype(int)
+    assert (in_test == expected).all()
+    assert keys(split.train).isdisjoint(keys(split.test))
+    assert keys(split.train) | keys(split.test) == keys(ratings)
+    again = make_split(ratings, "stratified:0.25", layout="ratings-file", seed=2)
+    pd.testing.assert_frame_equal(split.test, again.test)
+    other = make_split(ratings, "stratified", layout="ratings-file", seed=3)
+    assert keys(other.test) != keys(split.test)
+
+
+def test_stratified_split_takes_a_fraction():
+    frame = pd.DataFrame(
+        {
+            "user_id": np.repeat([1, 2], [10, 4]),
+            "item_id": np.r_[np.arange(10), np.arange(4)],
+            "rating": 3.0,
+            "timestamp": 0,
+        }
+    )
+    split = make_split(frame, "stratified:0.5", layout="ratings-file", seed=0)
+    assert split.test.groupby("user_id").size().to_dict() == {1: 5, 2: 2}

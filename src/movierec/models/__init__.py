@@ -6,6 +6,8 @@ Each model lives in its own module with its own frozen config dataclass:
 - ``mf``: :class:`MatrixFactorization` (biased MF)
 - ``bias``: :class:`BiasModel` (user + item biases, closed form)
 - ``mean``: :class:`GlobalMean`
+- ``ease``: :class:`EASE` (closed-form item-item model; ranks, predicts no ratings)
+- ``popularity``: :class:`Popularity` (most-rated items first; ranks, predicts no ratings)
 """
 
 from __future__ import annotations
@@ -17,24 +19,31 @@ from typing import Any
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.models.bias import BiasConfig, BiasModel
+from movierec.models.ease import EASE, EASEConfig
 from movierec.models.embedding_net import EmbeddingNet, EmbeddingNetConfig
 from movierec.models.mean import GlobalMean, GlobalMeanConfig
 from movierec.models.mf import MatrixFactorization, MFConfig
+from movierec.models.popularity import Popularity, PopularityConfig
 
 MODELS: dict[str, type[RatingModel]] = {
-    cls.name: cls for cls in (EmbeddingNet, MatrixFactorization, BiasModel, GlobalMean)
+    cls.name: cls
+    for cls in (EmbeddingNet, MatrixFactorization, BiasModel, GlobalMean, EASE, Popularity)
 }
 
 __all__ = [
+    "EASE",
     "MODELS",
     "BiasConfig",
     "BiasModel",
+    "EASEConfig",
     "EmbeddingNet",
     "EmbeddingNetConfig",
     "GlobalMean",
     "GlobalMeanConfig",
     "MFConfig",
     "MatrixFactorization",
+    "Popularity",
+    "PopularityConfig",
     "RatingModel",
     "build_model",
     "make_config",

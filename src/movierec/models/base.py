@@ -9,6 +9,10 @@ Subclasses implement :meth:`RatingModel.forward`; the rest have sensible default
 - :meth:`item_vectors` returns the item embeddings that ``similar_items`` compares by cosine.
 - :meth:`init_from_data` sets a closed-form starting point (global mean, biases) before training.
 - :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance).
+- :meth:`logits` is the unbounded score the ranking objectives (BPR, BCE) train; by default the
+  forward output. It must rank items in the same order as :meth:`score_items`.
+- ``predicts_ratings`` is False for ranking-only models (EASE, popularity), whose outputs are
+  scores: evaluation reports no RMSE for them and the recommender does not clip them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class RatingModel(nn.Module):
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    predicts_ratings: ClassVar[bool] = True
 
     def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
         super().__init__()
@@ -38,8 +43,9 @@ class RatingModel(nn.Module):
         self.rating_scale = (float(rating_scale[0]), float(rating_scale[1]))
 
     @classmethod
-    def default_train_overrides(cls) -> dict[str, Any]:
-        """Training hyperparameters this model prefers over :class:`TrainConfig`'s defaults."""
+    def default_train_overrides(cls, objective: str = "rating") -> dict[str, Any]:
+        """Training hyperparameters this model prefers over :class:`TrainConfig`'s defaults,
+        for the given training objective."""
         return {}
 
     @property
@@ -69,6 +75,10 @@ class RatingModel(nn.Module):
         items = torch.arange(self.n_items, device=user_idx.device)
         users = user_idx.repeat_interleave(self.n_items)
         return self.forward(users, items.repeat(n_users)).view(n_users, self.n_items)
+
+    def logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        """Unbounded scores ``[B]`` for the ranking losses (default: :meth:`forward`)."""
+        return self.forward(user_idx, item_idx)
 
     def item_vectors(self) -> torch.Tensor | None:
         """Item embeddings ``[n_items, d]`` for cosine similarity, or None if the model has none."""

@@ -37,7 +37,8 @@ def render(rows: list[dict], seed: int) -> str:
     lines = [
         START,
         f"Test set of ml-100k's canonical `u1` split (80,000 training / 20,000 test ratings), "
-        f"seed {seed}, {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"seed {seed}, {cpu_model()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, "
         f"{dt.date.today().isoformat()}. Produced by `{COMMAND}`.",
         "",
         "| model | RMSE | MAE | NDCG@10 | P@10 | epochs (best) | train s | ratings/s |",

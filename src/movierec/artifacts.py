@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from movierec import __version__
+from movierec.checkpoint import CHECKPOINT
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
 from movierec.errors import ArtifactError, MovieRecError
@@ -92,9 +93,7 @@ def save_run(
             manifest is written.
     """
     run_dir = Path(run_dir)
-    if run_dir.exists() and (
-        not run_dir.is_dir() or (any(run_dir.iterdir()) and not (run_dir / MANIFEST).exists())
-    ):
+    if run_dir.exists() and not _replaceable(run_dir):
         raise ArtifactError(
             f"{run_dir} exists and is not a movierec run directory; choose another --out "
             f"or remove it yourself"
@@ -117,6 +116,17 @@ def save_run(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return run_dir
+
+
+def _replaceable(run_dir: Path) -> bool:
+    """A previous run, a training checkpoint in progress, or an empty folder may be replaced."""
+    if not run_dir.is_dir():
+        return False
+    if (run_dir / MANIFEST).exists():
+        return True
+    return all(
+        p.name == CHECKPOINT or p.name.startswith(f".{CHECKPOINT}.") for p in run_dir.iterdir()
+    )
 
 
 def _write_contents(

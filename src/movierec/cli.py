@@ -5,6 +5,7 @@ Errors users can cause print one line (``error: ...``) on stderr and exit with c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from movierec.errors import ConfigError, MovieRecError
+from movierec.errors import ConfigError, MovieRecError, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -40,6 +41,9 @@ def user_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            err.print(f"interrupted: {exc}", highlight=False)
+            raise typer.Exit(130) from None
         except MovieRecError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
@@ -190,7 +194,9 @@ def fetch(
 @app.command()
 @user_errors
 def train(
-    data: str = DataOpt,
+    data: str | None = typer.Option(
+        None, "--data", help="A catalogue name (ml-100k), a directory or a file."
+    ),
     split: str | None = SplitOpt,
     model: str | None = typer.Option(
         None, "--model", help="embedding-net, mf, bias, mean, ease or popularity."
@@ -213,10 +219,33 @@ def train(
     threads: int | None = ThreadsOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue the interrupted run in this directory from its last checkpoint "
+        "(its data, split, model and seed come from the checkpoint).",
+    ),
+    checkpoint_minutes: float = typer.Option(
+        10.0, "--checkpoint-minutes", help="Checkpoint within an epoch this often (with --out)."
+    ),
 ) -> None:
-    """Train one model, evaluate it on the test split, and save the run."""
+    """Train one model, evaluate it on the test split, and save the run.
+
+    With --out, a checkpoint is written after every epoch (and every --checkpoint-minutes);
+    Ctrl-C or SIGTERM stops after writing one, and --resume continues from it.
+    """
+    from movierec.experiment import resume_training
     from movierec.experiment import train as train_run
 
+    if resume is not None:
+        run = resume_training(resume, progress=not (quiet or as_json))
+        _print_train(run.metrics, k, as_json, resume)
+        return
+    if data is None:
+        raise ConfigError("--data is required (a catalogue name, a directory or a file)")
+    if checkpoint_minutes <= 0:
+        raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
+    options = _options(seed, device, threads, quiet or as_json)
     run = train_run(
         data,
         split=split,
@@ -225,16 +254,20 @@ def train(
         out=out_dir,
         epochs=epochs,
         columns=_columns(columns),
-        options=_options(seed, device, threads, quiet or as_json),
+        options=dataclasses.replace(options, checkpoint_minutes=checkpoint_minutes),
         k=k,
         train_options=_train_options(objective, negatives, negative_sampling),
         relevance=_relevance(relevance),
     )
+    _print_train(run.metrics, k, as_json, out_dir)
+
+
+def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path | None) -> None:
     if as_json:
-        print_json(run.metrics)
+        print_json(metrics)
         return
-    title = f"{run.metrics['dataset']} / split {run.metrics['split']} (test set)"
-    out.print(metrics_table([run.metrics], k, title))
+    title = f"{metrics['dataset']} / split {metrics['split']} (test set)"
+    out.print(metrics_table([metrics], k, title))
     if out_dir is not None:
         out.print(f"run saved to {out_dir}", highlight=False)
 

@@ -125,12 +125,15 @@ class RunOptions:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: CPU threads for PyTorch; None uses every core.
         progress: Show a progress bar per epoch on stderr.
+        checkpoint_minutes: With a checkpoint path, also checkpoint within an epoch once this
+            many minutes passed since the last one (every epoch end is checkpointed anyway).
     """
 
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
+    checkpoint_minutes: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,7 @@ class UnknownIdError(MovieRecError, KeyError):
 
 class ArtifactError(MovieRecError):
     """A run directory is missing, incomplete, tampered with or inconsistent."""
+
+
+class TrainingInterrupted(MovieRecError):
+    """Training stopped on Ctrl-C or SIGTERM after writing a checkpoint it can resume from."""

@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from movierec.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 from movierec.config import RunOptions, TrainConfig, load_config_file
 from movierec.data.encoder import IdEncoder
 from movierec.data.readers import RatingsData, load_data
 from movierec.data.splits import Split, carve_validation, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
-from movierec.errors import ConfigError
+from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluation import default_relevance, evaluate
 from movierec.models import build_model, make_config, model_class
 from movierec.models.biases import fit_biases
@@ -128,11 +129,15 @@ def train_model(
     *,
     k: int = 10,
     relevance: float | str | None = "default",
+    checkpoint: Path | None = None,
+    resume: TrainingState | None = None,
+    context: dict[str, Any] | None = None,
 ) -> TrainedRun:
     """Train ``spec`` on ``prepared`` and evaluate it once on the test split.
 
     ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
     ``"default"`` to let the split decide (:func:`movierec.evaluation.default_relevance`).
+    ``checkpoint``/``resume``/``context`` go to :func:`movierec.training.fit`.
     """
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
@@ -149,7 +154,16 @@ def train_model(
             )
         objective = "rating"  # a ranking-only closed-form model: the objective does not apply
     valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
-    result = fit(model, prepared.fit_tensors, valid, spec.train, options)
+    result = fit(
+        model,
+        prepared.fit_tensors,
+        valid,
+        spec.train,
+        options,
+        checkpoint=checkpoint,
+        resume=resume,
+        context=context,
+    )
     fallback = fit_biases(
         prepared.fit_tensors.user_idx,
         prepared.fit_tensors.item_idx,
@@ -264,10 +278,73 @@ def train(
     prepared = prepare(
         dataset, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
     )
-    run = train_model(prepared, spec, options, k=k, relevance=relevance)
+    context = {
+        "data": data if isinstance(data, str) else None,
+        "split": split,
+        "columns": list(columns) if columns else None,
+        "model": spec.name,
+        "model_config": dataclasses.asdict(spec.config),
+        "train_config": dataclasses.asdict(spec.train),
+        "seed": options.seed,
+        "device": options.device,
+        "threads": options.threads,
+        "k": k,
+        "relevance": relevance,
+    }
+    checkpoint = Path(out) / CHECKPOINT if out is not None else None
+    run = train_model(
+        prepared, spec, options, k=k, relevance=relevance, checkpoint=checkpoint, context=context
+    )
     if out is not None:
         save_trained(run, Path(out))
         run.metrics["run_dir"] = str(out)
+    return run
+
+
+def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
+    """Continue the interrupted ``movierec train --out run_dir`` from its last checkpoint.
+
+    The checkpoint records the data, split, model, configs and seed, so the same job is rebuilt
+    and continued at the exact step it stopped; the finished run replaces the checkpoint.
+    """
+    from movierec.artifacts import MANIFEST
+
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    if not path.exists() and (run_dir / MANIFEST).exists():
+        raise ArtifactError(f"{run_dir} is a finished run; there is nothing to resume")
+    state = load_checkpoint(path)
+    ctx = state.context
+    if not ctx.get("data"):
+        raise ArtifactError(
+            f"{path} does not say which data it was trained on (it was started from Python "
+            f"with a data frame); resume it from Python"
+        )
+    spec = ModelSpec(
+        ctx["model"],
+        make_config(ctx["model"], ctx["model_config"]),
+        TrainConfig.from_mapping(ctx["train_config"]),
+    )
+    options = RunOptions(
+        seed=ctx["seed"], device=ctx["device"], threads=ctx["threads"], progress=progress
+    )
+    dataset = load_data(ctx["data"], columns=ctx["columns"], progress=progress)
+    prepared = prepare(
+        dataset, ctx["split"], seed=options.seed, validation_fraction=spec.train.validation_fraction
+    )
+    run = train_model(
+        prepared,
+        spec,
+        options,
+        k=ctx["k"],
+        relevance=ctx["relevance"],
+        checkpoint=path,
+        resume=state,
+        context=ctx,
+    )
+    save_trained(run, run_dir)
+    run.metrics["run_dir"] = str(run_dir)
+    run.metrics["resumed_from_epoch"] = state.epoch
     return run
 
 

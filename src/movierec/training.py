@@ -10,22 +10,28 @@ relevant) for the ranking objectives; and a per-epoch history.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from movierec import metrics
+from movierec.checkpoint import TrainingState, save_checkpoint
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.negatives import NegativeSampler
 from movierec.data.tensors import RatingTensors, SeenItems
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, TrainingInterrupted
 from movierec.models.base import RatingModel
 from movierec.objectives import RANKING_LOSSES, rating_loss
 
@@ -180,6 +186,10 @@ def fit(
     config: TrainConfig,
     options: RunOptions | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    *,
+    checkpoint: Path | None = None,
+    resume: TrainingState | None = None,
+    context: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` in place and return its history.
 
@@ -192,6 +202,12 @@ def fit(
         config: Hyperparameters, the objective among them.
         options: Seed, device and progress display.
         on_epoch: Called with each epoch's record after validation.
+        checkpoint: Where to write checkpoints: after every epoch, every
+            ``options.checkpoint_minutes`` within an epoch, and on Ctrl-C/SIGTERM (then
+            :class:`TrainingInterrupted` is raised). None: no checkpoints.
+        resume: A checkpoint's state to continue from, exactly where it stopped (same
+            permutation, position, optimiser moments and RNG streams).
+        context: What is being trained, stored in checkpoints for ``--resume``.
 
     Returns:
         The history, best epoch and timing. The model ends on its best validation weights.
@@ -229,79 +245,178 @@ def fit(
         )
     # Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives.
     best_score, best_state, stale = math.inf, None, 0
+    first_epoch, first_position, resumed_loss = 1, 0, 0.0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict({**resume.scheduler, "lr_lambdas": [None]})
+        generator.set_state(resume.epoch_generator)
+        torch.set_rng_state(resume.torch_rng)
+        if resume.cuda_rng and device.type == "cuda":
+            torch.cuda.set_rng_state_all(resume.cuda_rng)
+        if sampler is not None and resume.sampler_rng is not None:
+            sampler.generator.set_state(resume.sampler_rng.to(sampler.generator.device))
+        result.history = [EpochRecord(**row) for row in resume.history]
+        result.best_epoch, stale = resume.best_epoch, resume.stale
+        best_score = math.inf if resume.best_metric is None else resume.best_metric
+        best_state = resume.best_model
+        result.ratings_seen, result.train_seconds = resume.ratings_seen, resume.train_seconds
+        first_epoch, first_position, resumed_loss = resume.epoch, resume.position, resume.loss_sum
 
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        lr_now = scheduler.get_last_lr()[0]
-        bar = tqdm(
-            range(0, len(train), config.batch_size),
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="batch",
-            leave=False,
-            disable=not options.progress,
+    def snapshot(epoch: int, position: int, epoch_state: torch.Tensor, loss: float) -> None:
+        if checkpoint is None:
+            return
+        save_checkpoint(
+            checkpoint,
+            TrainingState(
+                epoch=epoch,
+                position=position,
+                epoch_generator=epoch_state,
+                loss_sum=loss,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                sampler_rng=sampler.generator.get_state() if sampler is not None else None,
+                history=[asdict(r) for r in result.history],
+                best_metric=None if math.isinf(best_score) else best_score,
+                best_epoch=result.best_epoch,
+                best_model=best_state,
+                stale=stale,
+                ratings_seen=result.ratings_seen,
+                train_seconds=result.train_seconds,
+                context=context or {},
+            ),
         )
-        for start in bar:
-            batch = order[start : start + config.batch_size]
-            users, items = train.user_idx[batch], train.item_idx[batch]
-            if sampler is None:
-                loss = rating_loss(model(users, items), train.rating[batch])
-                penalty = model.penalty(users, items)
-            else:
-                loss, penalty = _ranking_step(model, sampler, users, items, config)
-            total = loss if penalty is None else loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * batch.shape[0]
-        train_loss = float(loss_sum) / len(train)  # one host sync per epoch, not per step
-        step_seconds = time.perf_counter() - epoch_start
-        result.train_seconds += step_seconds
-        result.ratings_seen += len(train)
 
-        valid_loss = valid_rmse = valid_ndcg = None
-        if valid is not None and ranking:
-            valid_ndcg = validation_ndcg(model, train, valid)
-        elif valid is not None:
-            valid_loss = float(torch.mean((predict_tensors(model, valid) - valid.rating) ** 2))
-            valid_rmse = math.sqrt(valid_loss)
-        record = EpochRecord(
-            epoch,
-            train_loss,
-            valid_loss,
-            valid_rmse,
-            lr_now,
-            time.perf_counter() - epoch_start,
-            valid_ndcg,
-        )
-        result.history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if options.progress:
-            shown = f"valid RMSE {valid_rmse:.4f}" if valid_rmse is not None else ""
-            if valid_ndcg is not None:
-                shown = f"valid NDCG@{VALID_K} {valid_ndcg:.4f}"
-            name = "MSE" if sampler is None else config.objective.upper()
-            tqdm.write(f"epoch {epoch:3d}  train {name} {train_loss:.4f}  {shown}", file=sys.stderr)
+    every = options.checkpoint_minutes * 60.0
+    last_saved = time.monotonic()
+    stop = _StopFlag()
+    with stop.watch(enabled=checkpoint is not None):
+        for epoch in range(first_epoch, config.epochs + 1):
+            epoch_start = epoch_wall_start = time.perf_counter()
+            model.train()
+            epoch_state = generator.get_state()  # re-drawn on resume: the same permutation
+            order = torch.randperm(len(train), generator=generator).to(device)
+            position = first_position if epoch == first_epoch else 0
+            loss_sum = torch.full((), resumed_loss if epoch == first_epoch else 0.0, device=device)
+            lr_now = scheduler.get_last_lr()[0]
+            bar = tqdm(
+                range(position, len(train), config.batch_size),
+                desc=f"epoch {epoch}/{config.epochs}",
+                unit="batch",
+                leave=False,
+                disable=not options.progress,
+            )
+            for start in bar:
+                batch = order[start : start + config.batch_size]
+                users, items = train.user_idx[batch], train.item_idx[batch]
+                if sampler is None:
+                    loss = rating_loss(model(users, items), train.rating[batch])
+                    penalty = model.penalty(users, items)
+                else:
+                    loss, penalty = _ranking_step(model, sampler, users, items, config)
+                total = loss if penalty is None else loss + penalty
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach() * batch.shape[0]
+                done = start + batch.shape[0]
+                if stop.requested or (checkpoint and time.monotonic() - last_saved > every):
+                    if done < len(train):
+                        result.train_seconds += time.perf_counter() - epoch_start
+                        epoch_start = time.perf_counter()
+                        snapshot(epoch, done, epoch_state, float(loss_sum))
+                        last_saved = time.monotonic()
+                    if stop.requested:
+                        raise TrainingInterrupted(
+                            f"training stopped by {stop.requested} in epoch {epoch} after "
+                            f"{done:,} of {len(train):,} ratings; checkpoint saved to "
+                            f"{checkpoint}; continue with `movierec train --resume "
+                            f"{Path(checkpoint).parent}`"
+                        )
+            train_loss = float(loss_sum) / len(train)  # one host sync per epoch, not per step
+            result.train_seconds += time.perf_counter() - epoch_start
+            result.ratings_seen += len(train) - (first_position if epoch == first_epoch else 0)
 
-        score = valid_rmse if valid_ndcg is None else -valid_ndcg
-        if score is None:
-            continue
-        if score < best_score:
-            best_score, stale, result.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if config.patience and stale >= config.patience:
+            valid_loss = valid_rmse = valid_ndcg = None
+            if valid is not None and ranking:
+                valid_ndcg = validation_ndcg(model, train, valid)
+            elif valid is not None:
+                valid_loss = float(torch.mean((predict_tensors(model, valid) - valid.rating) ** 2))
+                valid_rmse = math.sqrt(valid_loss)
+            record = EpochRecord(
+                epoch,
+                train_loss,
+                valid_loss,
+                valid_rmse,
+                lr_now,
+                time.perf_counter() - epoch_wall_start,
+                valid_ndcg,
+            )
+            result.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            if options.progress:
+                shown = f"valid RMSE {valid_rmse:.4f}" if valid_rmse is not None else ""
+                if valid_ndcg is not None:
+                    shown = f"valid NDCG@{VALID_K} {valid_ndcg:.4f}"
+                name = "MSE" if sampler is None else config.objective.upper()
+                tqdm.write(
+                    f"epoch {epoch:3d}  train {name} {train_loss:.4f}  {shown}", file=sys.stderr
+                )
+
+            score = valid_rmse if valid_ndcg is None else -valid_ndcg
+            finished = False
+            if score is not None:
+                if score < best_score:
+                    best_score, stale, result.best_epoch = score, 0, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    stale += 1
+                    finished = bool(config.patience and stale >= config.patience)
+            # The next epoch's start: its generator state is the current one.
+            snapshot(epoch + 1, 0, generator.get_state(), 0.0)
+            last_saved = time.monotonic()
+            if stop.requested:
+                raise TrainingInterrupted(
+                    f"training stopped by {stop.requested} after epoch {epoch}; checkpoint "
+                    f"saved to {checkpoint}; continue with `movierec train --resume "
+                    f"{Path(checkpoint).parent}`"
+                )
+            if finished:
                 break
 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+class _StopFlag:
+    """Turns Ctrl-C / SIGTERM into a request the loop honours at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.requested = signal.Signals(signum).name
+
+    @contextlib.contextmanager
+    def watch(self, enabled: bool) -> Iterator[None]:
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _ranking_step(

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests share one dataset cache inside the checkout, so ml-100k is fetched once per clone.
 TEST_CACHE ?= $(CURDIR)/.cache/movierec
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test lint format venv clean soak results
 
 venv: $(STAMP)
 
@@ -38,3 +38,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache runs .pytest_cache
+
+runs/embedding-net/manifest.json: $(STAMP)
+	$(MOVIEREC) train --data ml-100k --split u1 --model embedding-net --out runs/embedding-net
+
+# 10 minutes of mixed requests at 16 clients; memory and fds sampled each minute (not in CI).
+soak: runs/embedding-net/manifest.json
+	$(PY) benchmarks/soak.py --run runs/embedding-net --clients 16 --minutes 10 \
+		--out benchmarks/results/soak.json

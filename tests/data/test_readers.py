@@ -293,7 +293,7 @@ def test_bad_date(tmp_path):
 def test_ragged_file_is_a_data_error(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("user,item,rating\n1,2,3\n1,2,3,4,5\n")
-    with pytest.raises(DataError, match=r"cannot parse .*r\.csv"):
+    with pytest.raises(DataError, match=r"r\.csv: line 3 has 5 fields, expected 3"):
         read_ratings_file(path)
 
 
@@ -321,7 +321,7 @@ def test_not_utf8(tmp_path):
 def test_extra_fields_in_movielens_file_are_not_dropped_silently(tmp_path):
     shutil.copytree(FIXTURES / "ml-100k", tmp_path / "ml-100k")
     (tmp_path / "ml-100k" / "u.data").write_text("1\t2\t3\t4\t9\n5\t6\t7\t8\n")
-    with pytest.raises(DataError, match="more than the 4 fields expected"):
+    with pytest.raises(DataError, match=r"u\.data: line 1 has 5 fields, more than the 4 expected"):
         read_movielens(tmp_path / "ml-100k")
 
 

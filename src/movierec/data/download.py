@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -132,6 +133,11 @@ def _copy_with_progress(
             bar.update(len(chunk))
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def check_member(info: zipfile.ZipInfo, archive: Path) -> None:
     """Refuse a zip member that is a symlink or whose path escapes the extraction folder."""
     name = info.filename
@@ -178,10 +184,12 @@ def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Pa
         ``target``.
 
     Raises:
-        DataError: The archive is not a zip, is unsafe (zip-slip, symlinks) or is empty.
+        DataError: The archive is not a zip, is truncated or corrupt (naming the member), is
+            unsafe (zip-slip, symlinks) or is empty.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = temp_sibling(target)
+    member = ""
     try:
         try:
             with zipfile.ZipFile(archive) as zf:
@@ -192,9 +200,16 @@ def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Pa
                     raise DataError(f"{archive} holds no files; download it again")
                 scratch.mkdir()
                 for info in members:
+                    member = info.filename
                     _extract_member(zf, info, scratch)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile) as err:
-            raise DataError(f"{archive} is not a readable zip file ({err}); delete it") from err
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as err:
+            where = f" at member {member!r}" if member else ""
+            raise DataError(
+                f"{archive} is not a readable zip file{where} ({_first_line(err)}); it is "
+                f"truncated or corrupt: delete it and fetch it again"
+            ) from err
+        except (NotImplementedError, RuntimeError) as err:  # unknown compression, encryption
+            raise DataError(f"{archive}: cannot extract {member!r}: {_first_line(err)}") from err
         inner = scratch / folder if folder and (scratch / folder).is_dir() else scratch
         try:
             os.replace(inner, target)

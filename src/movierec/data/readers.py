@@ -15,18 +15,25 @@ keep the file's order: ml-100k's canonical u1..u5 folds are ranges of ``u.data``
 Parsing is vectorised (pandas' C parser, pyarrow for Parquet); ``::`` separators are rewritten to
 a one-byte separator in memory first, because pandas parses multi-character separators with its
 slow Python engine. Every problem a file can have becomes a :class:`DataError` naming the file,
-the line where it can, and what to do.
+the line (or Parquet row and row group) where it can, and what to do: an empty or binary file,
+undecodable text, the wrong separator, missing or extra fields, non-integer MovieLens IDs,
+ratings that are not finite numbers, and a rating scale that makes no sense.
+
+After parsing, the policies of :mod:`movierec.data.policies` decide what happens to ratings
+outside the rating scale (``out_of_scale``) and to repeated (user, item) pairs (``duplicates``);
+:attr:`RatingsData.report` counts what they did. See ``docs/reliability.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import re
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,18 @@ from movierec.data.catalogue import (
     fetch,
     find_ratings_folder,
     known_names,
+)
+from movierec.data.policies import (
+    DEFAULT_DUPLICATES,
+    DEFAULT_OUT_OF_SCALE,
+    DUPLICATE_POLICIES,
+    OUT_OF_SCALE_POLICIES,
+    REPORT_KEYS,
+    apply_scale,
+    check_declared_scale,
+    check_inferred_scale,
+    check_policy,
+    resolve_duplicates,
 )
 from movierec.errors import DataError
 
@@ -99,6 +118,17 @@ SEP_NAMES = {"::": "'::'", "\t": "tab", ",": "comma", ";": "semicolon", "|": "pi
 DAT_SEP = "\x1f"  # ASCII unit separator: stands in for "::" so pandas' C parser can split
 YEAR = re.compile(r".*\((\d{4})\)")  # the last "(YYYY)" in a title
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+SCAN_CHUNK = 1 << 22  # bytes per read while looking for NUL bytes
+# Leading bytes of files people mistake for ratings text.
+MAGIC = (
+    (b"PK\x03\x04", "a zip archive; extract it first and pass the extracted file or folder"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+    (b"PAR1", "a Parquet file; give it a .parquet suffix"),
+    (b"\x89PNG", "a PNG image, not ratings"),
+    (b"\xff\xfe", "UTF-16 text; convert it to UTF-8"),
+    (b"\xfe\xff", "UTF-16 text; convert it to UTF-8"),
+)
+PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 @dataclass
@@ -114,9 +144,14 @@ class RatingsData:
         users: ``user_id``, ``age``, ``gender``, ``occupation``, ``zip_code`` for ml-100k and
             ml-1m; None otherwise.
         layout: ``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``, ``"ml-csv"`` or ``"ratings-file"``.
-        rating_scale: (lowest, highest) possible rating: (1, 5) for ml-100k/ml-1m, (0.5, 5) for
-            ml-10m and the CSV family, the data's (min, max) for a generic file.
+        rating_scale: (lowest, highest) possible rating: the declared ``rating_scale`` if one
+            was given, else (1, 5) for ml-100k/ml-1m, (0.5, 5) for ml-10m and the CSV family,
+            the data's (min, max) for a generic file.
         source: The folder or file read.
+        report: What reading did, as counts: ``rows_read`` (rating rows parsed),
+            ``duplicates_resolved`` (rows merged away by the duplicates policy),
+            ``out_of_scale_clipped`` and ``out_of_scale_dropped``. Empty when the data was not
+            read from a file.
     """
 
     name: str
@@ -126,6 +161,7 @@ class RatingsData:
     layout: str
     rating_scale: tuple[float, float]
     source: Path
+    report: dict[str, int] = field(default_factory=dict)
 
 
 # --- low-level parsing ---------------------------------------------------------------------------
@@ -140,10 +176,17 @@ def _read_text(
     encoding: str = "utf-8",
     quoting: int = csv.QUOTE_MINIMAL,
     dtype: Any = None,
+    checked: bool = False,
 ) -> pd.DataFrame:
-    """``pd.read_csv`` with the C engine; ``::`` rewritten first; errors become DataError."""
-    _check_file(path)
+    """``pd.read_csv`` with the C engine; ``::`` rewritten first; errors become DataError.
+
+    ``checked``: the caller has already run :func:`_check_text` on ``path``.
+    """
+    if not checked:
+        _check_file(path)
+        _check_text(path)
     source: Any = path
+    given_sep = sep
     if sep == "::":
         source = io.BytesIO(path.read_bytes().replace(b"::", DAT_SEP.encode()))
         sep = DAT_SEP
@@ -165,20 +208,107 @@ def _read_text(
                 keep_default_na=dtype is None,
             )
     except pd.errors.ParserWarning as err:
-        expected = len(names) if names is not None else "header's"
-        raise DataError(
-            f"{path}: some lines have more than the {expected} fields expected; each line "
-            f"needs exactly the same fields"
-        ) from err
+        expected = len(names) if names is not None else None
+        raise DataError(_too_many_fields(path, given_sep, expected)) from err
     except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path} is not {encoding} text ({err.reason} at byte {err.start}); convert it to "
-            f"{encoding}"
-        ) from err
+        raise DataError(_decode_error(path, encoding, err)) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path} has no data rows; it is empty") from err
-    except (pd.errors.ParserError, ValueError, OSError) as err:
+    except pd.errors.ParserError as err:
+        if match := PARSER_FIELDS.search(str(err)):
+            expected_count, line, seen = match.groups()
+            raise DataError(
+                f"{path}: line {line} has {seen} fields, expected {expected_count} like the "
+                f"lines before it; each line needs the same fields (is a field quoted badly?)"
+            ) from err
         raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
+    except (ValueError, OSError) as err:
+        raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
+
+
+def _check_text(path: Path) -> None:
+    """Refuse a file that is not text: known binary formats by their first bytes, and any
+    NUL byte (never in UTF-8 or latin-1 ratings text), with the line it is on."""
+    with path.open("rb") as handle:
+        chunk = handle.read(SCAN_CHUNK)
+        for magic, what in MAGIC:
+            if chunk.startswith(magic):
+                raise DataError(f"{path} is not a ratings text file: it is {what}")
+        offset = 0
+        while chunk:
+            if (at := chunk.find(b"\x00")) >= 0:
+                line = _line_at(path, offset + at)
+                raise DataError(
+                    f"{path}: line {line} holds a NUL byte (byte {offset + at:,}); this is "
+                    f"binary data, not ratings text. Pass the right file, or re-export it as "
+                    f"UTF-8 text"
+                )
+            offset += len(chunk)
+            chunk = handle.read(SCAN_CHUNK)
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The 1-based line holding byte ``offset`` of ``path`` (error path only)."""
+    with path.open("rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
+
+
+def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
+    """Where the first undecodable byte of ``path`` is; pandas' offset is within a chunk."""
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+        start, reason = err.start, err.reason
+    except UnicodeDecodeError as full:
+        start, reason = full.start, full.reason
+    line = data.count(b"\n", 0, start) + 1
+    return (
+        f"{path}: line {line} is not {encoding} text ({reason} at byte {start:,}); convert the "
+        f"file to {encoding}, or check that it is a ratings file at all"
+    )
+
+
+def _fields_per_line(path: Path, sep: str) -> np.ndarray:
+    """Fields on each physical line of ``path`` (quotes ignored; error path only)."""
+    data = path.read_bytes()
+    if sep == "::":
+        data = data.replace(b"::", DAT_SEP.encode())
+        sep = DAT_SEP
+    raw = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == ord("\n"))
+    seps = np.flatnonzero(raw == ord(sep))
+    return np.bincount(np.searchsorted(newlines, seps), minlength=len(newlines) + 1) + 1
+
+
+def _too_many_fields(path: Path, sep: str, expected: int | None) -> str:
+    hint = "each line needs exactly the same fields"
+    if len(sep) == 1 or sep == "::":
+        counts = _fields_per_line(path, sep)
+        if expected is None:  # a header: the first non-blank line's count
+            expected = int(counts[0])
+        longer = np.flatnonzero(counts > expected)
+        if len(longer):
+            line = int(longer[0])
+            return (
+                f"{path}: line {line + 1} has {int(counts[line])} fields, more than the "
+                f"{expected} expected; {hint}"
+            )
+    wanted = f"the {expected} fields expected" if expected else "the header's fields"
+    return f"{path}: some lines have more than {wanted}; {hint}"
+
+
+def _separator_hint(path: Path, expected: str) -> str:
+    """``"; the file seems to use comma ..."`` when its first line is split by another one."""
+    try:
+        found = sniff_separator(_first_line_of(path))
+    except DataError:
+        return ""
+    if found is None or found == expected:
+        return ""
+    return (
+        f"; its first line seems to use {SEP_NAMES[found]} between fields, not "
+        f"{SEP_NAMES.get(expected, repr(expected))}: is it the wrong file or separator?"
+    )
 
 
 def _first_line(err: BaseException) -> str:
@@ -209,8 +339,11 @@ def _decode_dat(path: Path, preferred: str) -> str:
 # --- normalising columns -------------------------------------------------------------------------
 
 
-def _ids(values: pd.Series, what: str, path: Path, line_offset: int) -> pd.Series:
-    """int64 if every ID is an integer, str otherwise; missing IDs are an error."""
+def _ids(
+    values: pd.Series, what: str, path: Path, line_offset: int, *, integer: bool = False
+) -> pd.Series:
+    """int64 if every ID is an integer, str otherwise; missing IDs are an error, and so are
+    non-integer IDs when ``integer`` (MovieLens files)."""
     missing = values.isna().to_numpy()
     if missing.any():
         raise DataError(
@@ -219,38 +352,86 @@ def _ids(values: pd.Series, what: str, path: Path, line_offset: int) -> pd.Serie
         )
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return values.astype(np.int64)
-    if pd.api.types.is_float_dtype(values.dtype):
-        floats = values.to_numpy(dtype=np.float64)
-        if np.all(np.isfinite(floats)) and np.all(np.mod(floats, 1) == 0):
-            return values.astype(np.int64)
+    if pd.api.types.is_numeric_dtype(values.dtype) or integer:
+        numbers = pd.to_numeric(values, errors="coerce")
+        if pd.api.types.is_integer_dtype(numbers.dtype):
+            return numbers.astype(np.int64)
+        floats = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(floats) | (np.mod(floats, 1) != 0) | (np.abs(floats) >= 2.0**63)
+        if not bad.any():
+            return pd.Series(floats.astype(np.int64), index=values.index, name=values.name)
+        if integer:
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}: {what} on {_where(path, line_offset, bad)} is {_show(values.iloc[row])}, "
+                f"not an integer; MovieLens IDs are whole numbers, so the line is corrupt or "
+                f"this is not a MovieLens file"
+            )
     return values.astype(str)
+
+
+def _show(value: Any) -> str:
+    """A value from a file for a message: numpy scalars as plain Python, strings quoted."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _where(path: Path, line_offset: int, bad: np.ndarray) -> str:
     """Where the first True of ``bad`` is: a line of a text file or a row of a Parquet file."""
-    row = int(np.flatnonzero(bad)[0])
+    return _locate(path, line_offset, int(np.flatnonzero(bad)[0]))
+
+
+def _locate(path: Path, line_offset: int, row: int) -> str:
+    """Row ``row`` (0-based, in file order) as a person finds it: a line, or a Parquet row and
+    its row group."""
     if _is_parquet(path):
-        return f"row {row + 1}"
+        return f"row {row + 1}{_row_group(path, row)}"
     return f"line {row + 1 + line_offset}"
 
 
+def _row_group(path: Path, row: int) -> str:
+    try:
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(path).metadata
+        ends = np.cumsum([metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])
+    except Exception:  # only decorates a message that is already being raised
+        return ""
+    group = int(np.searchsorted(ends, row, side="right"))
+    return f" (row group {group})" if group < len(ends) else ""
+
+
 def _ratings_column(values: pd.Series, path: Path, line_offset: int) -> pd.Series:
-    numbers = pd.to_numeric(values, errors="coerce")
-    as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(as_float)
+    if pd.api.types.is_float_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype):
+        numbers = pd.to_numeric(values, errors="coerce")
+        as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:  # dates, lists, mixed objects
+        raise DataError(
+            f"{path}: the rating column holds {values.dtype} values, not numbers; name the "
+            f"right column with --columns"
+        )
+    with np.errstate(over="ignore"):
+        as_float32 = as_float.astype(np.float32)
+    bad = ~np.isfinite(as_float32)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        shown = "empty or NaN (or the line has too few fields)" if pd.isna(value) else _show(value)
         raise DataError(
-            f"{path}: the rating on {_where(path, line_offset, bad)} is {values.iloc[row]!r}, "
-            f"not a finite number; fix or remove that line"
+            f"{path}: the rating on {_where(path, line_offset, bad)} is {shown}, not a finite "
+            f"number; fix or remove that line"
         )
-    return pd.Series(as_float.astype(np.float32), index=values.index, name="rating")
+    return pd.Series(as_float32, index=values.index, name="rating")
 
 
 def _timestamps(values: pd.Series | None, n: int, path: Path, line_offset: int) -> pd.Series:
     """int64 unix seconds from numbers or dates (naive dates are UTC); zeros when absent."""
     if values is None:
         return pd.Series(np.zeros(n, dtype=np.int64))
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        return values.astype(np.int64)
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(as_float)
@@ -258,6 +439,11 @@ def _timestamps(values: pd.Series | None, n: int, path: Path, line_offset: int) 
             raise DataError(
                 f"{path}: the timestamp on {_where(path, line_offset, bad)} is missing; fill it "
                 f"or drop the timestamp column"
+            )
+        if (huge := np.abs(as_float) >= 2.0**63).any():
+            raise DataError(
+                f"{path}: the timestamp on {_where(path, line_offset, huge)} is too large for "
+                f"unix seconds; fix that line"
             )
         return pd.Series(np.floor(as_float).astype(np.int64), index=values.index)
     try:
@@ -267,8 +453,8 @@ def _timestamps(values: pd.Series | None, n: int, path: Path, line_offset: int) 
             dates[missed] = pd.to_datetime(
                 values[missed], utc=True, errors="coerce", format="mixed"
             )
-    except (ValueError, TypeError) as err:
-        raise DataError(f"{path}: cannot read the timestamps as dates: {err}") from err
+    except (ValueError, TypeError, OverflowError) as err:
+        raise DataError(f"{path}: cannot read the timestamps as dates: {_first_line(err)}") from err
     bad = dates.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -281,16 +467,23 @@ def _timestamps(values: pd.Series | None, n: int, path: Path, line_offset: int) 
 
 
 def _canonical(
-    frame: pd.DataFrame, sources: dict[str, str | None], path: Path, line_offset: int
+    frame: pd.DataFrame,
+    sources: dict[str, str | None],
+    path: Path,
+    line_offset: int,
+    *,
+    integer_ids: bool = False,
 ) -> pd.DataFrame:
     """The four canonical columns from ``frame``'s columns named in ``sources``."""
     if frame.empty:
-        raise DataError(f"{path} has a header but no ratings")
+        has = "a header but no ratings" if line_offset else "no ratings"
+        raise DataError(f"{path} has {has}")
     stamp = sources.get("timestamp")
+    users, items = frame[sources["user_id"]], frame[sources["item_id"]]
     ratings = pd.DataFrame(
         {
-            "user_id": _ids(frame[sources["user_id"]], "the user ID", path, line_offset),
-            "item_id": _ids(frame[sources["item_id"]], "the item ID", path, line_offset),
+            "user_id": _ids(users, "the user ID", path, line_offset, integer=integer_ids),
+            "item_id": _ids(items, "the item ID", path, line_offset, integer=integer_ids),
             "rating": _ratings_column(frame[sources["rating"]], path, line_offset),
             "timestamp": _timestamps(
                 frame[stamp] if stamp else None, len(frame), path, line_offset
@@ -304,9 +497,10 @@ def _check_fields(frame: pd.DataFrame, path: Path, needed: int, example: str) ->
     """ML files have a fixed field count; short lines are read as NaN in the last column."""
     short = frame.iloc[:, needed - 1].isna().to_numpy()
     if short.any():
+        sep = "\t" if "<TAB>" in example else "::" if "::" in example else "|"
         raise DataError(
             f"{path}: {_where(path, 0, short)} has fewer than {needed} fields; each line should "
-            f"be {example}"
+            f"be {example}{_separator_hint(path, sep)}"
         )
 
 
@@ -323,12 +517,13 @@ def _items(
     genres: pd.Series,
     path: Path,
     year_from: pd.Series | None = None,
+    line_offset: int = 0,
 ) -> pd.DataFrame:
     """The items frame; ``year`` from the title's last "(YYYY)", else from ``year_from``."""
     titles = titles.fillna("").astype(str)
     return pd.DataFrame(
         {
-            "item_id": _ids(ids, "the item ID", path, 0).to_numpy(),
+            "item_id": _ids(ids, "the item ID", path, line_offset, integer=True).to_numpy(),
             "title": titles.to_numpy(),
             "year": _year(titles, year_from).array,
             "genres": genres.fillna("").astype(str).replace("(no genres listed)", "").to_numpy(),
@@ -343,7 +538,7 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
     path = folder / "u.data"
     raw = _read_text(path, sep="\t", names=COLUMNS, quoting=csv.QUOTE_NONE)
     _check_fields(raw, path, 4, "user<TAB>item<TAB>rating<TAB>timestamp")
-    ratings = _canonical(raw, dict(zip(COLUMNS, COLUMNS, strict=True)), path, 0)
+    ratings = _canonical(raw, dict(zip(COLUMNS, COLUMNS, strict=True)), path, 0, integer_ids=True)
     items = users = None
     if (item_path := folder / "u.item").is_file():
         names = ["item_id", "title", "release", "video", "url", *ML100K_GENRES]
@@ -370,9 +565,7 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
 def _users(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "user_id": _ids(
-                pd.to_numeric(raw["user_id"], errors="coerce"), "the user ID", path, 0
-            ).to_numpy(),
+            "user_id": _ids(raw["user_id"], "the user ID", path, 0, integer=True).to_numpy(),
             "age": pd.to_numeric(raw["age"], errors="coerce").astype("Int64").array,
             "gender": raw["gender"].to_numpy(),
             "occupation": raw["occupation"].to_numpy(),
@@ -388,7 +581,7 @@ def _read_dat(
     path = folder / "ratings.dat"
     raw = _read_text(path, sep="::", names=COLUMNS, quoting=csv.QUOTE_NONE)
     _check_fields(raw, path, 4, "UserID::MovieID::Rating::Timestamp")
-    ratings = _canonical(raw, dict(zip(COLUMNS, COLUMNS, strict=True)), path, 0)
+    ratings = _canonical(raw, dict(zip(COLUMNS, COLUMNS, strict=True)), path, 0, integer_ids=True)
     items = users = None
     if (movie_path := folder / "movies.dat").is_file():
         raw_items = _read_text(
@@ -400,7 +593,7 @@ def _read_dat(
             quoting=csv.QUOTE_NONE,
         )
         items = _items(
-            pd.to_numeric(raw_items["item_id"], errors="coerce"),
+            raw_items["item_id"],
             raw_items["title"],
             raw_items["genres"],
             movie_path,
@@ -430,8 +623,9 @@ def _read_ml_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, None]
         raise DataError(
             f"{path} has columns {list(map(str, raw.columns))}, expected {expected}; is it a "
             f"MovieLens ratings.csv? Otherwise read it as a ratings file"
+            f"{_separator_hint(path, ',')}"
         )
-    ratings = _canonical(raw, dict(zip(COLUMNS, expected, strict=True)), path, 1)
+    ratings = _canonical(raw, dict(zip(COLUMNS, expected, strict=True)), path, 1, integer_ids=True)
     items = None
     if (movie_path := folder / "movies.csv").is_file():
         raw_items = _read_text(movie_path, sep=",", header=0, dtype=str)
@@ -439,10 +633,11 @@ def _read_ml_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, None]
         if missing:
             raise DataError(f"{movie_path} lacks the columns {sorted(missing)}")
         items = _items(
-            pd.to_numeric(raw_items["movieId"], errors="coerce"),
+            raw_items["movieId"],
             raw_items["title"],
             raw_items["genres"],
             movie_path,
+            line_offset=1,
         )
     return ratings, items, None
 
@@ -457,19 +652,33 @@ def _dataset_name(folder: Path, given: Path) -> str:
     return folder.name or str(folder)
 
 
-def read_movielens(directory: Path) -> RatingsData:
+def read_movielens(
+    directory: Path,
+    *,
+    duplicates: str = DEFAULT_DUPLICATES,
+    rating_scale: tuple[float, float] | None = None,
+    out_of_scale: str = DEFAULT_OUT_OF_SCALE,
+) -> RatingsData:
     """Read a MovieLens folder, whichever release it is.
 
     Args:
         directory: The extracted folder (``ml-100k``), or a folder holding just that one.
+        duplicates: What to do with repeated (user, item) pairs: ``"keep-last"`` (default),
+            ``"mean"`` or ``"error"``; see :mod:`movierec.data.policies`.
+        rating_scale: ``(min, max)`` overriding the release's own scale ((1, 5) or (0.5, 5)).
+        out_of_scale: What to do with ratings outside the scale: ``"error"`` (default),
+            ``"clip"`` or ``"drop"``.
 
     Returns:
-        The ratings with item metadata (and user metadata for ml-100k and ml-1m).
+        The ratings with item metadata (and user metadata for ml-100k and ml-1m), and in
+        ``report`` the counts of what the policies did.
 
     Raises:
-        DataError: The folder does not exist, holds no MovieLens ratings file, or a file in it
-            cannot be read.
+        DataError: The folder does not exist, holds no MovieLens ratings file, a file in it
+            cannot be read, an ID is not an integer, a rating is not a finite number, or a
+            policy set to ``"error"`` applies.
     """
+    declared = _check_options(duplicates, rating_scale, out_of_scale)
     directory = Path(directory).expanduser()
     if not directory.exists():
         raise DataError(f"{directory} does not exist; check the path")
@@ -481,19 +690,83 @@ def read_movielens(directory: Path) -> RatingsData:
             f"{directory} holds no MovieLens ratings file ({', '.join(RATINGS_FILES)}), nor "
             f"a single subfolder with one; pass the extracted MovieLens folder or a ratings file"
         )
-    if (folder / "u.data").is_file():
-        layout, scale = "ml-100k", (1.0, 5.0)
-        ratings, items, users = _read_ml100k(folder)
-    elif (folder / "ratings.dat").is_file():
-        is_1m = (folder / "users.dat").is_file()
-        layout, scale = ("ml-1m", (1.0, 5.0)) if is_1m else ("ml-10m", (0.5, 5.0))
-        ratings, items, users = _read_dat(folder, "latin-1" if is_1m else "utf-8")
-    else:
-        layout, scale = "ml-csv", (0.5, 5.0)
-        ratings, items, users = _read_ml_csv(folder)
+    with _guard(folder):
+        if (folder / "u.data").is_file():
+            layout, scale, path, offset = "ml-100k", (1.0, 5.0), folder / "u.data", 0
+            ratings, items, users = _read_ml100k(folder)
+        elif (folder / "ratings.dat").is_file():
+            is_1m = (folder / "users.dat").is_file()
+            layout, scale = ("ml-1m", (1.0, 5.0)) if is_1m else ("ml-10m", (0.5, 5.0))
+            path, offset = folder / "ratings.dat", 0
+            ratings, items, users = _read_dat(folder, "latin-1" if is_1m else "utf-8")
+        else:
+            layout, scale, path, offset = "ml-csv", (0.5, 5.0), folder / "ratings.csv", 1
+            ratings, items, users = _read_ml_csv(folder)
+        ratings, scale, report = _apply_policies(
+            ratings, path, offset, declared or scale, duplicates, out_of_scale
+        )
     return RatingsData(
-        _dataset_name(folder, directory), ratings, items, users, layout, scale, folder
+        _dataset_name(folder, directory), ratings, items, users, layout, scale, folder, report
     )
+
+
+def _check_options(
+    duplicates: str, rating_scale: tuple[float, float] | None, out_of_scale: str
+) -> tuple[float, float] | None:
+    """Validate the policy options before any file is read; the declared scale as floats."""
+    check_policy("duplicates", duplicates, DUPLICATE_POLICIES)
+    check_policy("out_of_scale", out_of_scale, OUT_OF_SCALE_POLICIES)
+    return check_declared_scale(rating_scale)
+
+
+def _apply_policies(
+    ratings: pd.DataFrame,
+    path: Path,
+    line_offset: int,
+    scale: tuple[float, float] | None,
+    duplicates: str,
+    out_of_scale: str,
+) -> tuple[pd.DataFrame, tuple[float, float], dict[str, int]]:
+    """The scale policy, then the duplicates policy, vectorised; their counts.
+
+    ``scale`` is the declared or layout scale, or None to infer it from the data (which must
+    then make sense, see :func:`~movierec.data.policies.check_inferred_scale`).
+    """
+
+    def locate(row: int) -> str:
+        return _locate(path, line_offset, row)
+
+    report = dict.fromkeys(REPORT_KEYS, 0)
+    report["rows_read"] = len(ratings)
+    if scale is None:
+        scale = check_inferred_scale(ratings["rating"].to_numpy(), str(path), locate)
+    else:
+        ratings, clipped, dropped = apply_scale(ratings, scale, out_of_scale, str(path), locate)
+        report["out_of_scale_clipped"], report["out_of_scale_dropped"] = clipped, dropped
+    ratings, report["duplicates_resolved"] = resolve_duplicates(
+        ratings, duplicates, str(path), locate
+    )
+    return ratings, scale, report
+
+
+@contextlib.contextmanager
+def _guard(path: Path) -> Iterator[None]:
+    """Turn what pandas, numpy or pyarrow raise on odd content into a DataError naming ``path``;
+    the specific checks above catch what they can with a line number first."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        KeyError,
+        IndexError,
+        OSError,
+        csv.Error,
+    ) as err:
+        raise DataError(f"cannot read {path}: {_first_line(err)}") from err
 
 
 # --- generic ratings files -----------------------------------------------------------------------
@@ -524,7 +797,10 @@ def sniff_separator(line: str) -> str | None:
 def _split_fields(line: str, sep: str) -> list[str]:
     if sep == "::":
         return line.split("::")
-    return next(csv.reader([line], delimiter=sep))
+    try:
+        return next(csv.reader([line], delimiter=sep))
+    except csv.Error:  # a stray carriage return or quote: the parser will say where
+        return line.split(sep)
 
 
 def _is_number(text: str) -> bool:
@@ -576,7 +852,13 @@ def _check_columns_arg(columns: Sequence[str] | None) -> None:
 
 
 def read_ratings_file(
-    path: Path, columns: Sequence[str] | None = None, sep: str | None = None
+    path: Path,
+    columns: Sequence[str] | None = None,
+    sep: str | None = None,
+    *,
+    duplicates: str = DEFAULT_DUPLICATES,
+    rating_scale: tuple[float, float] | None = None,
+    out_of_scale: str = DEFAULT_OUT_OF_SCALE,
 ) -> RatingsData:
     """Read a generic ratings file: delimited text or Parquet.
 
@@ -592,21 +874,46 @@ def read_ratings_file(
         path: The file.
         columns: Names of the user, item, rating and (optional) timestamp columns.
         sep: The separator of a text file, when sniffing would guess wrong.
+        duplicates: What to do with repeated (user, item) pairs: ``"keep-last"`` (default),
+            ``"mean"`` or ``"error"``; see :mod:`movierec.data.policies`.
+        rating_scale: The declared ``(min, max)``; None infers it from the data, which must
+            then make sense (not all equal, some rating above 0, none beyond ±1e6).
+        out_of_scale: What to do with ratings outside a declared scale: ``"error"`` (default),
+            ``"clip"`` or ``"drop"``.
 
     Returns:
-        The ratings (no item or user metadata); ``rating_scale`` is the data's (min, max).
+        The ratings (no item or user metadata); ``rating_scale`` is the declared scale or the
+        data's (min, max); ``report`` counts what the policies did.
 
     Raises:
-        DataError: The file is missing, empty or unreadable, a column cannot be found, or a
-            rating is not a finite number.
+        DataError: The file is missing, empty, binary or unreadable, a column cannot be found,
+            a rating is not a finite number, the scale makes no sense, or a policy set to
+            ``"error"`` applies.
     """
+    declared = _check_options(duplicates, rating_scale, out_of_scale)
     path = Path(path).expanduser()
     _check_file(path)
     _check_columns_arg(columns)
+    with _guard(path):
+        frame, columns, line_offset = _read_generic(path, columns, sep)
+        frame.columns = [str(c) for c in frame.columns]
+        sources = _match_columns(list(frame.columns), columns, path)
+        ratings = _canonical(frame, sources, path, line_offset)
+        ratings, scale, report = _apply_policies(
+            ratings, path, line_offset, declared, duplicates, out_of_scale
+        )
+    return RatingsData(path.stem, ratings, None, None, "ratings-file", scale, path, report)
+
+
+def _read_generic(
+    path: Path, columns: Sequence[str] | None, sep: str | None
+) -> tuple[pd.DataFrame, Sequence[str] | None, int]:
+    """The raw frame of a generic file, the columns to match, and the lines before row 1."""
     if _is_parquet(path):
         frame = _read_parquet(path)
         line_offset = 0
     else:
+        _check_text(path)
         first = _first_line_of(path)
         sep = sep or sniff_separator(first)
         if sep is None:
@@ -620,38 +927,51 @@ def read_ratings_file(
             known & {f.strip().lower() for f in fields}
         )
         if has_header:
-            frame = _read_text(path, sep=sep, header=0)
+            frame = _read_text(path, sep=sep, header=0, checked=True)
             line_offset = 1
+            if len(frame.columns) == 1 and columns is None:
+                raise DataError(
+                    f"{path}: line 1 has a single field {first[:80]!r}; need user, item and "
+                    f"rating fields{_separator_hint(path, sep)}"
+                )
         else:
             if len(fields) < 3:
-                raise DataError(f"{path}: line 1 has {len(fields)} fields; need at least 3")
+                raise DataError(
+                    f"{path}: line 1 has {len(fields)} fields; need at least 3 (user, item, "
+                    f"rating){_separator_hint(path, sep)}"
+                )
             names = list(columns) if columns else list(COLUMNS[: min(len(fields), 4)])
             names += [f"column_{i + 1}" for i in range(len(names), len(fields))]
-            frame = _read_text(path, sep=sep, names=names, header=None)
+            frame = _read_text(path, sep=sep, names=names, header=None, checked=True)
             line_offset = 0
             if columns is None:
                 columns = names[: min(len(fields), 4)]
-    frame.columns = [str(c) for c in frame.columns]
-    sources = _match_columns(list(frame.columns), columns, path)
-    ratings = _canonical(frame, sources, path, line_offset)
-    scale = (float(ratings["rating"].min()), float(ratings["rating"].max()))
-    return RatingsData(path.stem, ratings, None, None, "ratings-file", scale, path)
+    return frame, columns, line_offset
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        import pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    try:
         return pq.read_table(path).to_pandas()
-    except (OSError, ValueError) as err:  # pyarrow.ArrowInvalid is a ValueError
-        raise DataError(f"cannot read {path} as Parquet: {_first_line(err)}") from err
+    except (pa.lib.ArrowException, OSError, ValueError, TypeError) as err:
+        raise DataError(
+            f"cannot read {path} as Parquet ({_first_line(err)}); is it a complete Parquet file?"
+        ) from err
 
 
 # --- one entry point -----------------------------------------------------------------------------
 
 
 def load_data(
-    spec: str, *, columns: Sequence[str] | None = None, progress: bool = True
+    spec: str,
+    *,
+    columns: Sequence[str] | None = None,
+    progress: bool = True,
+    duplicates: str = DEFAULT_DUPLICATES,
+    rating_scale: tuple[float, float] | None = None,
+    out_of_scale: str = DEFAULT_OUT_OF_SCALE,
 ) -> RatingsData:
     """Load a catalogue dataset (fetching it if needed), a MovieLens folder, or a ratings file.
 
@@ -659,22 +979,35 @@ def load_data(
         spec: A catalogue name (``"ml-100k"``), a folder, or a file.
         columns: For a ratings file: names of its user, item, rating[, timestamp] columns.
         progress: Show a download progress bar on stderr if the dataset must be fetched.
+        duplicates: Repeated (user, item) pairs: ``"keep-last"`` (default), ``"mean"`` or
+            ``"error"``.
+        rating_scale: The declared ``(min, max)``; None uses the MovieLens release's scale, or
+            infers it from a ratings file.
+        out_of_scale: Ratings outside the scale: ``"error"`` (default), ``"clip"`` or
+            ``"drop"``.
 
     Returns:
-        The dataset in the canonical schema.
+        The dataset in the canonical schema; ``report`` counts what the policies did.
 
     Raises:
-        DataError: ``spec`` is none of these, or the data cannot be read or fetched.
+        DataError: ``spec`` is none of these, the data cannot be read or fetched, or a policy
+            set to ``"error"`` applies.
     """
+    policies: dict[str, Any] = {
+        "duplicates": duplicates,
+        "rating_scale": rating_scale,
+        "out_of_scale": out_of_scale,
+    }
+    _check_options(duplicates, rating_scale, out_of_scale)
     text = str(spec)
     if text in CATALOGUE:
         result = fetch(text, progress=progress)
-        return dataclasses.replace(read_movielens(result.path), name=text)
+        return dataclasses.replace(read_movielens(result.path, **policies), name=text)
     path = Path(text).expanduser()
     if path.is_dir():
-        return read_movielens(path)
+        return read_movielens(path, **policies)
     if path.is_file():
-        return read_ratings_file(path, columns=columns)
+        return read_ratings_file(path, columns=columns, **policies)
     raise DataError(
         f"{text!r} is neither a dataset name (known: {known_names()}) nor a file or directory"
     )

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -182,3 +183,22 @@ def test_relevance_option_is_reported(ratings_file):
         ["train", "--data", str(ratings_file), "--model", "bias", "--objective", "bpr"],
         "closed form",
     )
+
+
+def test_data_policies_reach_the_reader_and_are_reported(tmp_path):
+    path = tmp_path / "dupes.csv"
+    frame = synthetic_ratings(40, 30, 800, seed=9)
+    repeated = frame.iloc[:5].assign(rating=5.0)
+    frame = pd.concat([frame, repeated], ignore_index=True)
+    frame.loc[0, "rating"] = 7.0  # outside the declared 1..5 scale: clipped below
+    frame.to_csv(path, index=False)
+    args = ["train", "--data", str(path), "--model", "bias", "--json"]
+    result = runner.invoke(app, [*args, "--rating-scale", "1,5", "--out-of-scale", "clip"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["data_report"]
+    assert report["duplicates_resolved"] == 5
+    assert report["out_of_scale_clipped"] == 1
+    fails_cleanly([*args, "--rating-scale", "1,5"], "outside")
+    fails_cleanly([*args, "--duplicates", "error", "--out-of-scale", "clip", "--rating-scale",
+                   "1,5"], "duplicate")  # fmt: skip
+    fails_cleanly([*args, "--rating-scale", "five"], "--rating-scale takes MIN,MAX")

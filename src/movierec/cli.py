@@ -95,6 +95,33 @@ def _options(seed: int, device: str, threads: int | None, quiet: bool):
     return RunOptions(seed=seed, device=device, threads=threads, progress=not quiet)
 
 
+def _load_options(duplicates: str, rating_scale: str | None, out_of_scale: str) -> dict[str, Any]:
+    """The data policies, as keyword arguments of :func:`movierec.data.load_data`."""
+    options: dict[str, Any] = {"duplicates": duplicates, "out_of_scale": out_of_scale}
+    if rating_scale is not None:
+        try:
+            low, high = (float(part) for part in rating_scale.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--rating-scale takes MIN,MAX (two numbers, e.g. 1,5), got {rating_scale!r}"
+            ) from None
+        options["rating_scale"] = (low, high)
+    return options
+
+
+DuplicatesOpt = typer.Option(
+    "keep-last",
+    "--duplicates",
+    help="Repeated (user, item) ratings: keep-last, mean or error. The count is reported.",
+)
+RatingScaleOpt = typer.Option(
+    None, "--rating-scale", help="Declared rating scale MIN,MAX (default: the dataset's own)."
+)
+OutOfScaleOpt = typer.Option(
+    "error", "--out-of-scale", help="Ratings outside the scale: error, clip or drop."
+)
+
+
 def _columns(columns: str | None) -> list[str] | None:
     return [c.strip() for c in columns.split(",")] if columns else None
 
@@ -209,6 +236,9 @@ def train(
         None, "--config", help="TOML file with [model] and [train]."
     ),
     columns: str | None = ColumnsOpt,
+    duplicates: str = DuplicatesOpt,
+    rating_scale: str | None = RatingScaleOpt,
+    out_of_scale: str = OutOfScaleOpt,
     k: int = KOpt,
     objective: str | None = ObjectiveOpt,
     negatives: int | None = NegativesOpt,
@@ -254,6 +284,7 @@ def train(
         out=out_dir,
         epochs=epochs,
         columns=_columns(columns),
+        load_options=_load_options(duplicates, rating_scale, out_of_scale),
         options=dataclasses.replace(options, checkpoint_minutes=checkpoint_minutes),
         k=k,
         train_options=_train_options(objective, negatives, negative_sampling),
@@ -280,6 +311,9 @@ def compare(
     models: str = typer.Option("embedding-net,mf,bias,mean", "--models", help="Comma-separated."),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
     columns: str | None = ColumnsOpt,
+    duplicates: str = DuplicatesOpt,
+    rating_scale: str | None = RatingScaleOpt,
+    out_of_scale: str = OutOfScaleOpt,
     k: int = KOpt,
     objective: str | None = ObjectiveOpt,
     negatives: int | None = NegativesOpt,
@@ -300,6 +334,7 @@ def compare(
         split=split,
         out=out_dir,
         columns=_columns(columns),
+        load_options=_load_options(duplicates, rating_scale, out_of_scale),
         options=_options(seed, device, threads, quiet or as_json),
         k=k,
         train_options=_train_options(objective, negatives, negative_sampling),
@@ -320,6 +355,9 @@ def evaluate(
     data: str = DataOpt,
     split: str | None = SplitOpt,
     columns: str | None = ColumnsOpt,
+    duplicates: str = DuplicatesOpt,
+    rating_scale: str | None = RatingScaleOpt,
+    out_of_scale: str = OutOfScaleOpt,
     k: int = KOpt,
     seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
     relevance: str | None = RelevanceOpt,
@@ -333,6 +371,7 @@ def evaluate(
         data,
         split=split,
         columns=_columns(columns),
+        load_options=_load_options(duplicates, rating_scale, out_of_scale),
         seed=seed,
         k=k,
         relevance=_relevance(relevance),

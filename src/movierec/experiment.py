@@ -206,6 +206,7 @@ def train_model(
         "n_test": len(prepared.split.test),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seed": options.seed,
+        "data_report": dict(prepared.data.report),
     }
     info = {
         "dataset": prepared.data.name,
@@ -255,6 +256,7 @@ def train(
     out: Path | None = None,
     epochs: int | None = None,
     columns: Sequence[str] | None = None,
+    load_options: Mapping[str, Any] | None = None,
     options: RunOptions | None = None,
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
@@ -273,7 +275,7 @@ def train(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, progress=options.progress)
+        else load_data(data, columns=columns, progress=options.progress, **(load_options or {}))
     )
     prepared = prepare(
         dataset, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
@@ -282,6 +284,7 @@ def train(
         "data": data if isinstance(data, str) else None,
         "split": split,
         "columns": list(columns) if columns else None,
+        "load_options": dict(load_options or {}),
         "model": spec.name,
         "model_config": dataclasses.asdict(spec.config),
         "train_config": dataclasses.asdict(spec.train),
@@ -328,7 +331,9 @@ def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
     options = RunOptions(
         seed=ctx["seed"], device=ctx["device"], threads=ctx["threads"], progress=progress
     )
-    dataset = load_data(ctx["data"], columns=ctx["columns"], progress=progress)
+    dataset = load_data(
+        ctx["data"], columns=ctx["columns"], progress=progress, **ctx.get("load_options", {})
+    )
     prepared = prepare(
         dataset, ctx["split"], seed=options.seed, validation_fraction=spec.train.validation_fraction
     )
@@ -355,6 +360,7 @@ def compare_models(
     split: str | None = None,
     out: Path | None = None,
     columns: Sequence[str] | None = None,
+    load_options: Mapping[str, Any] | None = None,
     options: RunOptions | None = None,
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
@@ -373,7 +379,7 @@ def compare_models(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, progress=options.progress)
+        else load_data(data, columns=columns, progress=options.progress, **(load_options or {}))
     )
     prepared_by_fraction: dict[float, Prepared] = {}
     runs = []
@@ -397,6 +403,7 @@ def evaluate_run(
     *,
     split: str | None = None,
     columns: Sequence[str] | None = None,
+    load_options: Mapping[str, Any] | None = None,
     seed: int | None = None,
     k: int = 10,
     relevance: float | str | None = "default",
@@ -405,7 +412,11 @@ def evaluate_run(
     from movierec.artifacts import load_run
 
     recommender, run = load_run(run_dir)
-    dataset = data if isinstance(data, RatingsData) else load_data(data, columns=columns)
+    dataset = (
+        data
+        if isinstance(data, RatingsData)
+        else load_data(data, columns=columns, **(load_options or {}))
+    )
     seed = int(run.get("seed", 0)) if seed is None else seed
     chosen = make_split(
         dataset.ratings, split or default_split(dataset), layout=dataset.layout, seed=seed

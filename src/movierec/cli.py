@@ -85,7 +85,12 @@ def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
     for _, header in columns:
         table.add_column(header, justify="left" if header == "model" else "right")
     for row in rows:
-        table.add_row(*(_fmt(row.get(key)) for key, _ in columns))
+        shown = dict(row)
+        # Closed-form models take no optimiser steps: no throughput to show.
+        shown["ratings_per_second"] = row.get("ratings_per_second") or None
+        if isinstance(row.get("train_seconds"), float):
+            shown["train_seconds"] = f"{row['train_seconds']:.2f}"
+        table.add_row(*(_fmt(shown.get(key)) for key, _ in columns))
     return table
 
 

@@ -304,10 +304,11 @@ def test_an_unexpected_error_is_a_generic_500_logged_server_side(run_dir, caplog
     app = create_app(run_dir)
     recommender = app.state.holder.current.recommender
 
-    def explode(*args, **kwargs):
-        raise RuntimeError("secret internals /home/someone/model.py")
+    class Exploding:  # whatever the endpoint asks of it fails like a bug would
+        def __getattr__(self, name):
+            raise RuntimeError("secret internals /home/someone/model.py")
 
-    recommender.top_n = explode
+    recommender.seen = Exploding()
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/users/1/recommendations")
     body = assert_error(response, 500, "internal_error")

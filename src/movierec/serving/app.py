@@ -9,8 +9,12 @@ server started with); request bodies are capped at 64 KiB (declared and streamed
 input is a 4xx with an :class:`ErrorBody` that says what is wrong; any other failure is logged
 with its traceback and answered with a generic 500, never the trace.
 
-The endpoints that score are plain ``def``: FastAPI runs them in its threadpool, and torch
-releases the GIL while it computes, so requests overlap on the cores torch is allowed to use.
+The model is frozen while it is served, so what a known user's top-k depends on is computed once
+at load: the whole score matrix ``[n_users, n_items]`` (when it fits ``score_budget`` bytes; 6 MiB
+for MovieLens 100K). ``GET /users/{id}/recommendations`` then takes the user's row, masks the items
+they rated and runs ``topk``, in microseconds, on the event loop. A run too large for the budget
+is scored per request in FastAPI's threadpool instead (torch releases the GIL while it computes).
+Reload recomputes the matrix before it swaps the model in.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from math import isfinite
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,7 +71,7 @@ from movierec.serving.schemas import (
 log = logging.getLogger("movierec.serving")
 
 MAX_BODY_BYTES = 64 * 1024
-DEFAULT_CACHE_SIZE = 4096
+DEFAULT_SCORE_BUDGET = 256 * 1024 * 1024  # bytes of precomputed scores per loaded run
 STATIC_DIR = Path(__file__).parent / "static"
 ADMIN_TOKEN_ENV = "MOVIEREC_ADMIN_TOKEN"
 
@@ -98,33 +102,6 @@ class ApiError(Exception):
 # -- the served model ----------------------------------------------------------------------------
 
 
-class _LruCache:
-    """A small thread-safe LRU of finished answers (the model is frozen, so they stay right)."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        if self.size <= 0:
-            return None
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
 @dataclass(frozen=True)
 class LoadedRun:
     """A recommender plus everything derived from it once at load time."""
@@ -137,8 +114,11 @@ class LoadedRun:
     genres: list[list[str]]  # [n_items]
     folded_titles: np.ndarray  # str_ [n_items], casefolded, for the title search
     raw_items: list[Any]  # plain Python raw IDs in index order
+    raw_users: list[Any]  # plain Python raw IDs in index order
+    user_lookup: dict[str, int]  # str(raw user ID) -> index: a URL's ID without pandas
+    seen_from: list[int]  # recommender.seen.indptr as ints: seen items of u are [u]..[u+1]
     has_vectors: bool
-    cache: _LruCache = field(repr=False)
+    scores: torch.Tensor | None  # float32 [n_users, n_items], clamped; None: score per request
 
     @property
     def model_name(self) -> str:
@@ -151,8 +131,34 @@ class LoadedRun:
             "genres": self.genres[item_idx],
         }
 
+    def top_k(self, user: int, k: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
+        """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them.
+
+        From the precomputed score row when there is one (a masked ``topk``: microseconds),
+        else scored now through :meth:`Recommender.top_indices` (milliseconds).
+        """
+        rec = self.recommender
+        if self.scores is None:
+            found, scores = rec.top_indices(
+                torch.tensor([user]), k, rec.seen if exclude_seen else None
+            )
+            found, scores = found[0], scores[0]
+        else:
+            row = self.scores[user]
+            if exclude_seen:
+                seen = rec.seen.indices[self.seen_from[user] : self.seen_from[user + 1]]
+                row = row.index_fill(0, seen, float("-inf"))
+            top = torch.topk(row, min(k, row.shape[0]))
+            found, scores = top.indices, top.values
+        # Drop the slots a user who rated nearly everything could not fill (scored -inf).
+        kept = [(i, s) for i, s in zip(found.tolist(), scores.tolist(), strict=True) if isfinite(s)]
+        return [i for i, _ in kept], [s for _, s in kept]
+
     def user_index(self, raw: str) -> int:
-        try:
+        found = self.user_lookup.get(raw)
+        if found is not None:
+            return found
+        try:  # the encoder's rules for anything else ("0196" is user 196), or UnknownIdError
             return self.recommender.encoder.user_index(raw)
         except UnknownIdError as exc:
             raise ApiError(404, "unknown_user", str(exc), id=raw) from None
@@ -172,12 +178,19 @@ def _split_genres(value: Any) -> list[str]:
     return [g.strip() for g in value.replace(",", "|").split("|") if g.strip()]
 
 
-def load_served(run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> LoadedRun:
-    """Load a run and precompute what every request shares (item side, titles, unit vectors)."""
+def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> LoadedRun:
+    """Load a run and precompute what requests share (scores, item side, titles, unit vectors).
+
+    Args:
+        run_dir: The run directory.
+        score_budget: Most bytes the score matrix of every known user may take; a run whose
+            matrix is larger (or a budget of 0) is scored per request.
+    """
     started = time.perf_counter()
     recommender, run = load_run(run_dir)
     encoder = recommender.encoder
-    raw_items = [v.item() if hasattr(v, "item") else v for v in encoder.item_ids.tolist()]
+    raw_items = [_plain(v) for v in encoder.item_ids.tolist()]
+    raw_users = [_plain(v) for v in encoder.user_ids.tolist()]
     titles = np.array([recommender.title(i) for i in range(encoder.n_items)], dtype=object)
     genres: list[list[str]] = [[] for _ in range(encoder.n_items)]
     items = recommender.items
@@ -193,6 +206,7 @@ def load_served(run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> LoadedRu
         has_vectors = recommender.model.item_vectors() is not None
         if has_vectors and encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)
+    fits = 4 * encoder.n_users * encoder.n_items <= score_budget
     return LoadedRun(
         recommender=recommender,
         run=run,
@@ -202,9 +216,35 @@ def load_served(run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> LoadedRu
         genres=genres,
         folded_titles=folded,
         raw_items=raw_items,
+        raw_users=raw_users,
+        user_lookup={str(raw): idx for idx, raw in enumerate(raw_users)},
+        seen_from=recommender.seen.indptr.tolist(),
         has_vectors=has_vectors,
-        cache=_LruCache(cache_size),
+        scores=score_matrix(recommender) if fits else None,
     )
+
+
+@torch.inference_mode()
+def score_matrix(recommender: Recommender) -> torch.Tensor:
+    """Every known user's score for every item, exactly as :meth:`Recommender.top_n` scores them.
+
+    One user at a time, as ``top_n`` does: a batch of one takes another matmul path than a batch
+    of many (the user half of the first layer), and its last bits differ, so batched rows would
+    rank near-ties differently from ``top_n``. The work is the same either way, since the item
+    half is shared; ML-100K's net takes about 4 s on 2 idle cores.
+
+    Returns:
+        float32 ``[n_users, n_items]``, clamped to the rating scale.
+    """
+    model = recommender.model
+    item_side = recommender.item_side()
+    low, high = recommender.rating_scale
+    out = torch.empty(recommender.encoder.n_users, model.n_items)
+    for user in range(out.shape[0]):
+        one = torch.tensor([user])
+        scores = model.score_items(one) if item_side is None else model.score_items(one, item_side)
+        out[user] = scores[0].clamp(low, high)
+    return out
 
 
 def _missing(value: Any) -> bool:
@@ -214,16 +254,16 @@ def _missing(value: Any) -> bool:
 class ModelHolder:
     """The one reference to the served model; reload builds a new one fully, then swaps it."""
 
-    def __init__(self, run_dir: Path, cache_size: int = DEFAULT_CACHE_SIZE):
+    def __init__(self, run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET):
         self.run_dir = Path(run_dir)
-        self.cache_size = cache_size
+        self.score_budget = score_budget
         self._reload_lock = threading.Lock()
-        self.current: LoadedRun = load_served(self.run_dir, cache_size)
+        self.current: LoadedRun = load_served(self.run_dir, score_budget)
 
     def reload(self) -> LoadedRun:
         """Re-read the run directory; on any failure the current model keeps serving."""
         with self._reload_lock:
-            fresh = load_served(self.run_dir, self.cache_size)
+            fresh = load_served(self.run_dir, self.score_budget)
             self.current = fresh  # one reference assignment: atomic under the GIL
             return fresh
 
@@ -427,7 +467,7 @@ def create_app(
     *,
     admin_token: str | None = None,
     cors_origins: list[str] | None = None,
-    cache_size: int = DEFAULT_CACHE_SIZE,
+    score_budget: int = DEFAULT_SCORE_BUDGET,
 ) -> FastAPI:
     """Build the API over the run in ``run_dir`` (loaded now; raises ``ArtifactError`` if bad).
 
@@ -436,9 +476,10 @@ def create_app(
             this directory and no other.
         admin_token: Bearer token for ``/admin/*``; None or empty disables those endpoints.
         cors_origins: Origins allowed by CORS; None (the default) sends no CORS headers.
-        cache_size: Finished top-k answers kept per loaded model (0 disables the cache).
+        score_budget: Bytes the precomputed scores of every known user may take (4 per user and
+            item); over it, or at 0, each request scores its user on the fly.
     """
-    holder = ModelHolder(Path(run_dir), cache_size)
+    holder = ModelHolder(Path(run_dir), score_budget)
     app = FastAPI(
         title="movierec",
         version=__version__,
@@ -492,34 +533,22 @@ def create_app(
     ) -> Response:
         served = holder.current  # this request uses this model to the end, even across a reload
         user = served.user_index(user_id)
-        key = (user, k, exclude_seen)
-        body = served.cache.get(key)
-        if body is None:  # score off the event loop: torch releases the GIL, requests overlap
-            body = await run_in_threadpool(_score_user, served, user, k, exclude_seen)
-        return Response(body, media_type="application/json")
-
-    def _score_user(served: LoadedRun, user: int, k: int, exclude_seen: bool) -> bytes:
-        raw_user = _plain(served.recommender.encoder.user_ids[user])
-        found = served.recommender.top_n(raw_user, k, exclude_seen=exclude_seen)
+        if served.scores is None:  # milliseconds of torch: off the event loop, GIL released
+            items, scores = await run_in_threadpool(served.top_k, user, k, exclude_seen)
+        else:  # microseconds: a threadpool hop would cost more than the work
+            items, scores = served.top_k(user, k, exclude_seen)
         answer = Recommendations(
-            user=raw_user,
+            user=served.raw_users[user],
             k=k,
             exclude_seen=exclude_seen,
             items=[
-                RecommendedItem(
-                    item=r.item,
-                    title=r.title,
-                    genres=_split_genres(r.genres),
-                    predicted_rating=round(r.score, 4),
-                )
-                for r in found
+                RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
+                for i, s in zip(items, scores, strict=True)
             ],
         )
-        # Serialised once and returned as is: FastAPI skips re-validating a Response, and the
-        # cache keeps the bytes. The documented schema is still `Recommendations` (the route's).
-        body = answer.model_dump_json().encode()
-        served.cache.put((user, k, exclude_seen), body)
-        return body
+        # Serialised here and returned as is, so FastAPI does not validate it a second time; the
+        # documented schema is still `Recommendations` (the route's response_model).
+        return Response(answer.model_dump_json().encode(), media_type="application/json")
 
     @app.get(
         "/items/{item_id}/similar",

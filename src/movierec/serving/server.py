@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI
 
-from movierec.serving.app import ADMIN_TOKEN_ENV, DEFAULT_CACHE_SIZE, create_app
+from movierec.serving.app import ADMIN_TOKEN_ENV, DEFAULT_SCORE_BUDGET, create_app
 
 RUN_DIR_ENV = "MOVIEREC_RUN_DIR"
 CORS_ENV = "MOVIEREC_CORS_ORIGINS"
 THREADS_ENV = "MOVIEREC_SERVE_THREADS"
-CACHE_ENV = "MOVIEREC_SERVE_CACHE"
+SCORE_BUDGET_ENV = "MOVIEREC_SERVE_SCORE_BUDGET"
 
 
 def serving_threads(workers: int, threads: int | None = None) -> int:
@@ -54,7 +54,7 @@ def app_from_env() -> FastAPI:
         Path(run_dir),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
         cors_origins=origins,
-        cache_size=int(os.environ.get(CACHE_ENV, str(DEFAULT_CACHE_SIZE))),
+        score_budget=int(os.environ.get(SCORE_BUDGET_ENV, str(DEFAULT_SCORE_BUDGET))),
     )
 
 
@@ -67,7 +67,7 @@ def serve(
     admin_token: str | None = None,
     cors_origins: list[str] | None = None,
     threads: int | None = None,
-    cache_size: int = DEFAULT_CACHE_SIZE,
+    score_budget: int = DEFAULT_SCORE_BUDGET,
     log_level: str = "info",
 ) -> None:
     """Serve the run in ``run_dir`` over HTTP until interrupted.
@@ -82,7 +82,8 @@ def serve(
             unset or empty disables the admin endpoints.
         cors_origins: Origins to allow cross-origin requests from; None disables CORS.
         threads: Torch threads per worker (default: 1-2, from the core count and workers).
-        cache_size: Finished top-k answers cached per worker (0 disables).
+        score_budget: Bytes of precomputed user x item scores per worker (0: score per
+            request).
         log_level: uvicorn's log level.
 
     Raises:
@@ -101,7 +102,7 @@ def serve(
             Path(run_dir),
             admin_token=admin_token,
             cors_origins=cors_origins,
-            cache_size=cache_size,
+            score_budget=score_budget,
         )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return
@@ -110,7 +111,7 @@ def serve(
     load_run(Path(run_dir))  # fail here, with one clear error, rather than in every worker
     os.environ[RUN_DIR_ENV] = str(Path(run_dir).resolve())
     os.environ[THREADS_ENV] = str(per_worker)
-    os.environ[CACHE_ENV] = str(cache_size)
+    os.environ[SCORE_BUDGET_ENV] = str(score_budget)
     os.environ[CORS_ENV] = json.dumps(cors_origins)
     if admin_token:
         os.environ[ADMIN_TOKEN_ENV] = admin_token
@@ -134,7 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--cache-size", type=int, default=DEFAULT_CACHE_SIZE)
+    parser.add_argument(
+        "--score-budget-mib",
+        type=float,
+        default=DEFAULT_SCORE_BUDGET / 2**20,
+        help="precompute every known user's scores when they fit (0: score per request)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     serve(
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         args.port,
         args.workers,
         threads=args.threads,
-        cache_size=args.cache_size,
+        score_budget=int(args.score_budget_mib * 2**20),
         log_level=args.log_level,
     )
 

@@ -223,6 +223,12 @@ class Recommender:
                     self._item_side_cache = item_side()
         return self._item_side_cache
 
+    @torch.inference_mode()
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        """Every item's score for each user index ``[U] -> [U, n_items]``, as ``top_n`` ranks
+        them: ratings clamped to the scale, or raw scores for runs that rank."""
+        return self._score(users, self.item_side())
+
     def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
         if item_side is not None:
             scores = self.model.score_items(users, item_side)

@@ -234,16 +234,11 @@ def score_matrix(recommender: Recommender) -> torch.Tensor:
     half is shared; ML-100K's net takes about 4 s on 2 idle cores.
 
     Returns:
-        float32 ``[n_users, n_items]``, clamped to the rating scale.
+        float32 ``[n_users, n_items]``: ratings clamped to the scale, or raw ranking scores.
     """
-    model = recommender.model
-    item_side = recommender.item_side()
-    low, high = recommender.rating_scale
-    out = torch.empty(recommender.encoder.n_users, model.n_items)
+    out = torch.empty(recommender.encoder.n_users, recommender.model.n_items)
     for user in range(out.shape[0]):
-        one = torch.tensor([user])
-        scores = model.score_items(one) if item_side is None else model.score_items(one, item_side)
-        out[user] = scores[0].clamp(low, high)
+        out[user] = recommender.score_users(torch.tensor([user]))[0]
     return out
 
 

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 # Tests share one dataset cache inside the checkout, so ml-100k is fetched once per clone.
 TEST_CACHE ?= $(CURDIR)/.cache/movierec
 
-.PHONY: demo test lint format venv clean soak results
+.PHONY: demo test lint format venv clean soak results bench-serve readme-table
 
 venv: $(STAMP)
 
@@ -46,3 +46,16 @@ runs/embedding-net/manifest.json: $(STAMP)
 soak: runs/embedding-net/manifest.json
 	$(PY) benchmarks/soak.py --run runs/embedding-net --clients 16 --minutes 10 \
 		--out benchmarks/results/soak.json
+
+# Load benchmark of the server: 16 clients for 60 s on /users/{id}/recommendations.
+bench-serve: runs/embedding-net/manifest.json
+	$(PY) benchmarks/bench_serve.py --run runs/embedding-net --clients 16 --seconds 60 \
+		--out benchmarks/results/serve.json
+
+# docs/results.md: the ranking table (every model and objective, 3 seeds).
+results: $(STAMP)
+	$(PY) benchmarks/ranking.py
+
+# README's table of the four models on ml-100k u1.
+readme-table: $(STAMP)
+	$(PY) benchmarks/readme_table.py

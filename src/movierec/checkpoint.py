@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from movierec.errors import ArtifactError
 
@@ -148,15 +148,16 @@ def load_checkpoint(path: Path) -> TrainingState:
     if not path.is_file():
         raise ArtifactError(f"no checkpoint at {path}; nothing to resume")
     try:
-        tensors = load_file(path)
-        from safetensors import safe_open
-
+        # One open for tensors and metadata: both come from the same version of the file.
         with safe_open(path, framework="pt") as handle:
             metadata = handle.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ArtifactError(f"{path} is not a movierec checkpoint ({metadata.get('format')})")
+            if metadata.get("format") != FORMAT:
+                raise ArtifactError(
+                    f"{path} is not a movierec checkpoint ({metadata.get('format')})"
+                )
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         meta = json.loads(metadata["state"])
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as exc:
         raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); it is corrupt") from None
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}

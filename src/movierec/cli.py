@@ -263,15 +263,29 @@ def train(
     checkpoint_minutes: float = typer.Option(
         10.0, "--checkpoint-minutes", help="Checkpoint within an epoch this often (with --out)."
     ),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Train data-parallel on N local processes (re-runs this command under torchrun).",
+    ),
 ) -> None:
     """Train one model, evaluate it on the test split, and save the run.
 
     With --out, a checkpoint is written after every epoch (and every --checkpoint-minutes);
     Ctrl-C or SIGTERM stops after writing one, and --resume continues from it.
+    Under torchrun (or with --nproc N) it trains data-parallel; rank 0 evaluates and saves.
     """
+    from movierec import distributed
     from movierec.experiment import resume_training
     from movierec.experiment import train as train_run
 
+    if nproc is not None:
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+        if distributed.world().distributed:
+            raise ConfigError("--nproc is for a plain run; under torchrun, leave it out")
+        argv = distributed.without_option(sys.argv[1:], "--nproc")
+        raise typer.Exit(distributed.launch(nproc, argv))
     if resume is not None:
         run = resume_training(resume, progress=not (quiet or as_json))
         _print_train(run.metrics, k, as_json, resume)
@@ -299,6 +313,10 @@ def train(
 
 
 def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path | None) -> None:
+    from movierec.distributed import is_main
+
+    if not is_main():
+        return  # under torchrun, rank 0 speaks for the job
     if as_json:
         print_json(metrics)
         return

@@ -3,6 +3,9 @@
 Data flows one way: ratings file -> canonical frame -> split -> validation carve-out (from the
 training part only) -> IdEncoder fitted on the ratings the model learns from -> tensors -> model
 -> metrics on the untouched test set -> run directory.
+
+Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
+evaluates on the test set and writes the run directory (see :mod:`movierec.distributed`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from movierec import distributed
 from movierec.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 from movierec.config import RunOptions, TrainConfig, load_config_file
 from movierec.data.encoder import IdEncoder
@@ -28,7 +32,7 @@ from movierec.evaluation import default_relevance, evaluate
 from movierec.models import build_model, make_config, model_class
 from movierec.models.biases import fit_biases
 from movierec.recommend import Recommender
-from movierec.training import EpochRecord, FitResult, configure_threads, fit
+from movierec.training import EpochRecord, FitResult, configure_threads, fit, resolve_device
 
 DEFAULT_MODEL = "embedding-net"
 
@@ -184,6 +188,18 @@ def train_model(
             "objective": objective,
         },
     )
+    info = {
+        "dataset": prepared.data.name,
+        "data_source": str(prepared.data.source),
+        "split": prepared.split.name,
+        "seed": options.seed,
+        "best_epoch": result.best_epoch,
+        "objective": objective,
+    }
+    distributed.barrier()  # training ended on every rank
+    if not distributed.is_main():
+        # Rank 0 evaluates and saves; the other ranks' part ends with training.
+        return TrainedRun(spec, recommender, result, {"rank": distributed.world().rank}, info)
     threshold = default_relevance(prepared.split.name) if relevance == "default" else relevance
     started = time.perf_counter()
     metrics = evaluate(
@@ -208,14 +224,12 @@ def train_model(
         "seed": options.seed,
         "data_report": dict(prepared.data.report),
     }
-    info = {
-        "dataset": prepared.data.name,
-        "data_source": str(prepared.data.source),
-        "split": prepared.split.name,
-        "seed": options.seed,
-        "best_epoch": result.best_epoch,
-        "objective": objective,
-    }
+    if result.world_size > 1:
+        # Data-parallel: the global batch is the configured one (rounded down to a multiple of
+        # the world size) and the learning rate is the configured one, unscaled.
+        summary["world_size"] = result.world_size
+        summary["effective_batch_size"] = result.effective_batch_size
+        summary["lr"] = spec.train.lr
     return TrainedRun(spec, recommender, result, summary, info)
 
 
@@ -295,10 +309,17 @@ def train(
         "relevance": relevance,
     }
     checkpoint = Path(out) / CHECKPOINT if out is not None else None
-    run = train_model(
-        prepared, spec, options, k=k, relevance=relevance, checkpoint=checkpoint, context=context
-    )
-    if out is not None:
+    with distributed.session(distributed.local_device(resolve_device(options.device))):
+        run = train_model(
+            prepared,
+            spec,
+            options,
+            k=k,
+            relevance=relevance,
+            checkpoint=checkpoint,
+            context=context,
+        )
+    if out is not None and distributed.is_main():
         save_trained(run, Path(out))
         run.metrics["run_dir"] = str(out)
     return run
@@ -337,16 +358,19 @@ def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
     prepared = prepare(
         dataset, ctx["split"], seed=options.seed, validation_fraction=spec.train.validation_fraction
     )
-    run = train_model(
-        prepared,
-        spec,
-        options,
-        k=ctx["k"],
-        relevance=ctx["relevance"],
-        checkpoint=path,
-        resume=state,
-        context=ctx,
-    )
+    with distributed.session(distributed.local_device(resolve_device(options.device))):
+        run = train_model(
+            prepared,
+            spec,
+            options,
+            k=ctx["k"],
+            relevance=ctx["relevance"],
+            checkpoint=path,
+            resume=state,
+            context=ctx,
+        )
+    if not distributed.is_main():
+        return run
     save_trained(run, run_dir)
     run.metrics["run_dir"] = str(run_dir)
     run.metrics["resumed_from_epoch"] = state.epoch

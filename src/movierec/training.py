@@ -6,12 +6,20 @@ shuffled permutation of whole tensors (no per-sample Dataset); a learning-rate s
 pure function of the step; early stopping with the best weights restored, on validation RMSE for
 the ``rating`` objective and on validation NDCG@10 (training items masked, every validation item
 relevant) for the ranking objectives; and a per-epoch history.
+
+Under torchrun (:mod:`movierec.distributed`) the same loop runs data-parallel: the model is
+wrapped in ``DistributedDataParallel``, every rank draws the same permutation and trains on its
+own shard with ``batch_size // world_size`` rows per step (so the global batch is the
+single-process one and the learning rate is left unchanged), validation runs on the whole
+validation split on every rank, rank 0 decides early stopping, and only rank 0 checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import inspect
 import math
 import os
 import signal
@@ -26,7 +34,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from movierec import metrics
+from movierec import distributed, metrics
 from movierec.checkpoint import TrainingState, save_checkpoint
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.negatives import NegativeSampler
@@ -61,6 +69,8 @@ class FitResult:
     best_epoch: int | None = None
     train_seconds: float = 0.0
     ratings_seen: int = 0
+    world_size: int = 1
+    effective_batch_size: int = 0
 
     @property
     def ratings_per_second(self) -> float:
@@ -116,8 +126,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def configure_threads(threads: int | None) -> None:
-    """Use every core by default (PyTorch sometimes guesses fewer inside containers)."""
-    count = threads or len(os.sched_getaffinity(0)) or 1
+    """Use every core by default (PyTorch sometimes guesses fewer inside containers).
+
+    Under torchrun, the processes on one node share its cores: each takes its share.
+    """
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    count = threads or (len(os.sched_getaffinity(0)) or 1) // max(1, local_world)
     torch.set_num_threads(max(1, count))
 
 
@@ -213,8 +227,9 @@ def fit(
         The history, best epoch and timing. The model ends on its best validation weights.
     """
     options = options or RunOptions()
-    device = resolve_device(options.device)
-    result = FitResult()
+    device = distributed.local_device(resolve_device(options.device))
+    ranks = distributed.world() if distributed.is_distributed() else distributed.World()
+    result = FitResult(world_size=ranks.size, effective_batch_size=config.batch_size)
     started = time.perf_counter()
     model.to(device)
     train = train.to(device)
@@ -226,7 +241,13 @@ def fit(
         return result
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    # Each rank steps through its shard in batches of local_batch; with one process that is
+    # the whole permutation in batches of batch_size.
+    local_batch = max(1, config.batch_size // ranks.size)
+    shard_rows = len(train) // ranks.size
+    steps_per_epoch = math.ceil(shard_rows / local_batch)
+    if ranks.distributed:
+        result.effective_batch_size = local_batch * ranks.size
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -241,7 +262,8 @@ def fit(
             train.item_idx,
             model.n_items,
             sampling=config.negative_sampling,
-            generator=torch.Generator(device=device).manual_seed(options.seed + 1),
+            # Each rank its own negatives stream (rank 0's is the single-process one).
+            generator=torch.Generator(device=device).manual_seed(options.seed + 1 + ranks.rank),
         )
     # Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives.
     best_score, best_state, stale = math.inf, None, 0
@@ -254,7 +276,8 @@ def fit(
         torch.set_rng_state(resume.torch_rng)
         if resume.cuda_rng and device.type == "cuda":
             torch.cuda.set_rng_state_all(resume.cuda_rng)
-        if sampler is not None and resume.sampler_rng is not None:
+        # The checkpoint holds rank 0's negatives stream: other ranks keep their own seeding.
+        if sampler is not None and resume.sampler_rng is not None and ranks.rank == 0:
             sampler.generator.set_state(resume.sampler_rng.to(sampler.generator.device))
         result.history = [EpochRecord(**row) for row in resume.history]
         result.best_epoch, stale = resume.best_epoch, resume.stale
@@ -263,8 +286,27 @@ def fit(
         result.ratings_seen, result.train_seconds = resume.ratings_seen, resume.train_seconds
         first_epoch, first_position, resumed_loss = resume.epoch, resume.position, resume.loss_sum
 
+    # The forward that produces the loss goes through DDP so that gradients are averaged.
+    forward: Callable[..., torch.Tensor] = model
+    logits: Callable[..., torch.Tensor] = model.logits
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Buffers are constants set alike by init_from_data on every rank: no per-step sync.
+        sync = "forward_sync_buffers"
+        if sync not in inspect.signature(DistributedDataParallel).parameters:
+            sync = "broadcast_buffers"  # the older name
+        wrapped = DistributedDataParallel(
+            _Forward(model),
+            device_ids=[device] if device.type == "cuda" else None,
+            **{sync: False},
+        )
+        forward = wrapped
+        logits = functools.partial(wrapped, logits=True)
+    die_at = distributed.die_at_step()
+
     def snapshot(epoch: int, position: int, epoch_state: torch.Tensor, loss: float) -> None:
-        if checkpoint is None:
+        if checkpoint is None or not distributed.is_main():
             return
         save_checkpoint(
             checkpoint,
@@ -299,24 +341,29 @@ def fit(
             model.train()
             epoch_state = generator.get_state()  # re-drawn on resume: the same permutation
             order = torch.randperm(len(train), generator=generator).to(device)
-            position = first_position if epoch == first_epoch else 0
+            if ranks.distributed:
+                order = distributed.shard(order, ranks.rank, ranks.size)
+            # Positions in checkpoints count ratings over all ranks; ranks step in lockstep.
+            position = (first_position if epoch == first_epoch else 0) // ranks.size
             loss_sum = torch.full((), resumed_loss if epoch == first_epoch else 0.0, device=device)
             lr_now = scheduler.get_last_lr()[0]
             bar = tqdm(
-                range(position, len(train), config.batch_size),
+                range(position, len(order), local_batch),
                 desc=f"epoch {epoch}/{config.epochs}",
                 unit="batch",
                 leave=False,
                 disable=not options.progress,
             )
             for start in bar:
-                batch = order[start : start + config.batch_size]
+                if die_at is not None and scheduler.last_epoch == die_at:
+                    os._exit(1)  # test hook (MOVIEREC_TEST_DIE_AT_STEP): a rank dies abruptly
+                batch = order[start : start + local_batch]
                 users, items = train.user_idx[batch], train.item_idx[batch]
                 if sampler is None:
-                    loss = rating_loss(model(users, items), train.rating[batch])
+                    loss = rating_loss(forward(users, items), train.rating[batch])
                     penalty = model.penalty(users, items)
                 else:
-                    loss, penalty = _ranking_step(model, sampler, users, items, config)
+                    loss, penalty = _ranking_step(model, logits, sampler, users, items, config)
                 total = loss if penalty is None else loss + penalty
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -325,21 +372,24 @@ def fit(
                 loss_sum += loss.detach() * batch.shape[0]
                 done = start + batch.shape[0]
                 if stop.requested or (checkpoint and time.monotonic() - last_saved > every):
-                    if done < len(train):
+                    if done < len(order):
                         result.train_seconds += time.perf_counter() - epoch_start
                         epoch_start = time.perf_counter()
-                        snapshot(epoch, done, epoch_state, float(loss_sum))
+                        snapshot(epoch, done * ranks.size, epoch_state, float(loss_sum))
                         last_saved = time.monotonic()
                     if stop.requested:
                         raise TrainingInterrupted(
                             f"training stopped by {stop.requested} in epoch {epoch} after "
-                            f"{done:,} of {len(train):,} ratings; checkpoint saved to "
+                            f"{done * ranks.size:,} of {len(train):,} ratings; checkpoint saved to "
                             f"{checkpoint}; continue with `movierec train --resume "
                             f"{Path(checkpoint).parent}`"
                         )
-            train_loss = float(loss_sum) / len(train)  # one host sync per epoch, not per step
+            epoch_rows = len(order) * ranks.size  # len(train) in one process
+            if ranks.distributed:
+                distributed.all_reduce_sum(loss_sum)
+            train_loss = float(loss_sum) / epoch_rows  # one host sync per epoch, not per step
             result.train_seconds += time.perf_counter() - epoch_start
-            result.ratings_seen += len(train) - (first_position if epoch == first_epoch else 0)
+            result.ratings_seen += epoch_rows - (first_position if epoch == first_epoch else 0)
 
             valid_loss = valid_rmse = valid_ndcg = None
             if valid is not None and ranking:
@@ -377,6 +427,9 @@ def fit(
                 else:
                     stale += 1
                     finished = bool(config.patience and stale >= config.patience)
+            if ranks.distributed:
+                # Every rank validated the same weights on the whole split; rank 0 decides.
+                finished = distributed.broadcast_flag(finished, device)
             # The next epoch's start: its generator state is the current one.
             snapshot(epoch + 1, 0, generator.get_state(), 0.0)
             last_saved = time.monotonic()
@@ -419,8 +472,24 @@ class _StopFlag:
                 signal.signal(sig, handler)
 
 
+class _Forward(torch.nn.Module):
+    """What DDP wraps: the model's ``forward``, or its ``logits`` with ``logits=True``."""
+
+    def __init__(self, model: RatingModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, user_idx: torch.Tensor, item_idx: torch.Tensor, logits: bool = False
+    ) -> torch.Tensor:
+        if logits:
+            return self.model.logits(user_idx, item_idx)
+        return self.model(user_idx, item_idx)
+
+
 def _ranking_step(
     model: RatingModel,
+    logits_of: Callable[..., torch.Tensor],
     sampler: NegativeSampler,
     users: torch.Tensor,
     items: torch.Tensor,
@@ -428,13 +497,13 @@ def _ranking_step(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss and penalty of one ranking batch: rated pairs against sampled unrated items.
 
-    Positives and negatives go through one :meth:`RatingModel.logits` call, so dropout and the
-    model's penalty see the whole batch.
+    Positives and negatives go through one :meth:`RatingModel.logits` call (``logits_of``: the
+    model's own, or through DDP), so dropout and the model's penalty see the whole batch.
     """
     negatives = sampler.sample(users, config.negatives)  # [B, n]
     all_users = torch.cat([users, users.repeat_interleave(config.negatives)])
     all_items = torch.cat([items, negatives.reshape(-1)])
-    logits = model.logits(all_users, all_items)
+    logits = logits_of(all_users, all_items)
     positive, negative = logits[: users.shape[0]], logits[users.shape[0] :]
     loss = RANKING_LOSSES[config.objective](positive, negative.view(-1, config.negatives))
     return loss, model.penalty(all_users, all_items)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -18,19 +18,12 @@ import torch
 from movierec.config import RunOptions
 from movierec.experiment import compare_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import cpu_model  # one definition for every benchmark script
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 COMMAND = "python benchmarks/readme_table.py  (same as: movierec compare --data ml-100k --split u1)"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def render(rows: list[dict], seed: int) -> str:

@@ -508,6 +508,45 @@ def serve(
     run_server(run_dir, host, port, workers, cors_origins=origins, threads=threads)
 
 
+@app.command()
+@user_errors
+def synth(
+    users: int = typer.Option(162_541, "--users", help="Users (IDs 1..N)."),
+    items: int = typer.Option(59_047, "--items", help="Items (IDs 1..N)."),
+    ratings: int = typer.Option(25_000_000, "--ratings", help="Ratings to write."),
+    out_path: Path = typer.Option(..., "--out", help="File to write (a folder for netflix)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet, csv or netflix."),
+    chunk_size: int = typer.Option(2_000_000, "--chunk-size", help="Ratings per chunk."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Write synthetic MovieLens-shaped ratings (Parquet, CSV or the Netflix layout)."""
+    from movierec.data.synthetic import write_synthetic
+
+    try:
+        stats = write_synthetic(
+            out_path,
+            n_users=users,
+            n_items=items,
+            n_ratings=ratings,
+            seed=seed,
+            fmt=fmt,
+            chunk_size=chunk_size,
+            progress=not (quiet or as_json),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"synth: {exc}") from None
+    if as_json:
+        print_json(stats)
+        return
+    out.print(
+        f"{stats['rows']:,} ratings -> {stats['path']} ({stats['bytes'] / 2**20:,.1f} MiB, "
+        f"{stats['seconds']:.1f} s)",
+        highlight=False,
+    )
+
+
 def main() -> None:
     """Entry point of the ``movierec`` script and ``python -m movierec``."""
     app()

@@ -2,7 +2,8 @@
 
 - :func:`read_movielens`: a MovieLens folder, its layout detected from the files present
   (``u.data``: ml-100k; ``ratings.dat``: ml-1m, or ml-10m when there is no ``users.dat``;
-  ``ratings.csv``: the CSV family of 20m/25m/32m/latest/latest-small).
+  ``ratings.csv``: the CSV family of 20m/25m/32m/latest/latest-small; ``combined_data_*.txt``:
+  the Netflix Prize layout, read by :mod:`movierec.data.netflix`).
 - :func:`read_ratings_file`: a CSV/TSV/``::``/pipe text file or a Parquet file, its columns
   found by common names (or named with ``columns``).
 - :func:`load_data`: a catalogue name, a folder or a file, whichever ``spec`` is.
@@ -47,6 +48,7 @@ from movierec.data.catalogue import (
     find_ratings_folder,
     known_names,
 )
+from movierec.data.mirror import ML100K_GENRES
 from movierec.data.policies import (
     DEFAULT_DUPLICATES,
     DEFAULT_OUT_OF_SCALE,
@@ -62,27 +64,6 @@ from movierec.data.policies import (
 from movierec.errors import DataError
 
 COLUMNS = ("user_id", "item_id", "rating", "timestamp")
-ML100K_GENRES = (
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
 # ml-1m's users.dat codes occupations as 0..20 (its README).
 ML1M_OCCUPATIONS = (
     "other",
@@ -686,6 +667,15 @@ def read_movielens(
         raise DataError(f"{directory} is not a folder; to read a ratings file use the file path")
     folder = find_ratings_folder(directory)
     if folder is None:
+        from movierec.data.netflix import find_netflix_folder, read_netflix  # imports this module
+
+        if find_netflix_folder(directory) is not None:
+            return read_netflix(
+                directory,
+                duplicates=duplicates,
+                rating_scale=rating_scale,
+                out_of_scale=out_of_scale,
+            )
         raise DataError(
             f"{directory} holds no MovieLens ratings file ({', '.join(RATINGS_FILES)}), nor "
             f"a single subfolder with one; pass the extracted MovieLens folder or a ratings file"

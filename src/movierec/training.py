@@ -378,12 +378,9 @@ def fit(
                         snapshot(epoch, done * ranks.size, epoch_state, float(loss_sum))
                         last_saved = time.monotonic()
                     if stop.requested:
-                        raise TrainingInterrupted(
-                            f"training stopped by {stop.requested} in epoch {epoch} after "
-                            f"{done * ranks.size:,} of {len(train):,} ratings; checkpoint saved to "
-                            f"{checkpoint}; continue with `movierec train --resume "
-                            f"{Path(checkpoint).parent}`"
-                        )
+                        seen = done * ranks.size
+                        where = f"in epoch {epoch} after {seen:,} of {len(train):,} ratings"
+                        raise _interrupted(stop.requested, where, checkpoint)
             epoch_rows = len(order) * ranks.size  # len(train) in one process
             if ranks.distributed:
                 distributed.all_reduce_sum(loss_sum)
@@ -434,11 +431,7 @@ def fit(
             snapshot(epoch + 1, 0, generator.get_state(), 0.0)
             last_saved = time.monotonic()
             if stop.requested:
-                raise TrainingInterrupted(
-                    f"training stopped by {stop.requested} after epoch {epoch}; checkpoint "
-                    f"saved to {checkpoint}; continue with `movierec train --resume "
-                    f"{Path(checkpoint).parent}`"
-                )
+                raise _interrupted(stop.requested, f"after epoch {epoch}", checkpoint)
             if finished:
                 break
 
@@ -446,6 +439,14 @@ def fit(
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _interrupted(signal_name: str, where: str, checkpoint: Path | None) -> TrainingInterrupted:
+    """The one message for a stop on a signal: where it stopped and how to continue."""
+    return TrainingInterrupted(
+        f"training stopped by {signal_name} {where}; checkpoint saved to {checkpoint}; "
+        f"continue with `movierec train --resume {Path(checkpoint).parent}`"
+    )
 
 
 class _StopFlag:

@@ -21,24 +21,16 @@ from movierec.models.base import RatingModel
 
 # Ranking objectives: sampled negatives per rated pair. First settings that train well on
 # ml-100k's stratified split; not yet tuned (that belongs to the rating-quality work).
-RANKING_TRAIN: dict[str, dict[str, Any]] = {
-    "bpr": {
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "batch_size": 1024,
-        "epochs": 30,
-        "patience": 3,
-        "negatives": 4,
-    },
-    "bce": {
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "batch_size": 1024,
-        "epochs": 30,
-        "patience": 3,
-        "negatives": 4,
-    },
+_RANKING_SETTINGS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "batch_size": 1024,
+    "epochs": 30,
+    "patience": 3,
+    "negatives": 4,
 }
+# The same settings serve both ranking objectives.
+RANKING_TRAIN: dict[str, dict[str, Any]] = {"bpr": _RANKING_SETTINGS, "bce": _RANKING_SETTINGS}
 
 
 @dataclass(frozen=True)

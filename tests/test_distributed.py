@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +115,72 @@ def test_nproc_is_refused_under_torchrun(monkeypatch):
     result = runner.invoke(app, ["train", "--data", "x", "--nproc", "2"])
     assert result.exit_code == 2
     assert "--nproc" in result.stderr
+
+
+ROW_WISE_SCRIPT = """
+import sys
+
+import torch
+
+from movierec import distributed
+from movierec.config import RunOptions, TrainConfig
+from movierec.data.encoder import IdEncoder
+from movierec.data.synthetic import synthetic_ratings
+from movierec.data.tensors import RatingTensors
+from movierec.models import build_model
+from movierec.training import fit
+
+frame = synthetic_ratings(300, 200, 8_000, seed=4)
+encoder = IdEncoder.fit(frame)
+data = RatingTensors.from_frame(frame, encoder)
+with distributed.session(torch.device("cpu")):
+    torch.manual_seed(0)
+    model = build_model(
+        "embedding-net", encoder.n_users, encoder.n_items, (1.0, 5.0),
+        {"n_factors": 8, "hidden": [16], "dropouts": [0.1]},
+    )
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(
+        epochs=2, batch_size=256, patience=0, weight_decay=1e-3,
+        embedding_optimizer="row-wise",
+    )
+    fit(model, data, None, config, RunOptions(seed=0, device="cpu", progress=False))
+    rank = distributed.world().rank
+    torch.save({"start": start, "end": model.state_dict()}, f"{sys.argv[1]}/rank{rank}.pt")
+"""
+
+
+def test_row_wise_embeddings_train_under_ddp_and_stay_identical_across_ranks(tmp_path):
+    script = tmp_path / "row_wise.py"
+    script.write_text(ROW_WISE_SCRIPT)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(script), str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    for name in ("user_embedding.weight", "item_embedding.weight", "hidden.0.weight"):
+        end0, end1 = ranks[0]["end"][name], ranks[1]["end"][name]
+        assert torch.equal(end0, end1), name  # the same averaged update on every rank
+        assert not torch.equal(end0, ranks[0]["start"][name]), name  # and it trained
+
+
+def test_row_wise_run_under_torchrun_loads_in_one_process(ratings_file, tmp_path):
+    config = tmp_path / "rw.toml"
+    config.write_text(
+        '[model]\nname = "embedding-net"\nn_factors = 8\nhidden = [16]\ndropouts = [0.1]\n'
+        '[train]\nembedding_optimizer = "row-wise"\nepochs = 2\nbatch_size = 512\n'
+    )
+    args = ["--data", str(ratings_file), "--config", str(config), "--seed", "0", "--json"]
+    out = tmp_path / "run"
+    done = _torchrun([*args, "--threads", "1", "--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    assert two["world_size"] == 2
+    evaluated = runner.invoke(app, ["evaluate", str(out), "--data", str(ratings_file), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["rmse"] == pytest.approx(two["rmse"], abs=1e-6)
+    single = runner.invoke(app, ["train", *args])
+    assert single.exit_code == 0, single.output
+    assert two["rmse"] == pytest.approx(json.loads(single.stdout)["rmse"], abs=0.01)

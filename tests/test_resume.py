@@ -128,3 +128,40 @@ def test_resuming_a_finished_run_is_a_clear_error(job, uninterrupted):
     )
     assert done.returncode == 2
     assert "finished run" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def row_wise_job(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume_row_wise")
+    synthetic_ratings(300, 200, 30_000, seed=8).to_csv(folder / "ratings.csv", index=False)
+    (folder / "cfg.toml").write_text(
+        '[model]\nname = "embedding-net"\nn_factors = 32\nhidden = [64, 64]\n'
+        f"[train]\nepochs = {EPOCHS}\nbatch_size = 128\npatience = 0\nweight_decay = 1e-4\n"
+        'embedding_optimizer = "row-wise"\n'
+    )
+    return folder
+
+
+def test_row_wise_optimizer_resumes_bit_identically(row_wise_job):
+    # The lazy optimiser's per-row moments and step counts travel through the checkpoint.
+    job = row_wise_job
+    straight = finish(command(job, job / "straight"))
+    out = job / "killed"
+    process = subprocess.Popen(
+        command(job, out, "--checkpoint-minutes", "0.0003"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = wait_for_mid_epoch_checkpoint(out / CHECKPOINT, process)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    names = {name for values in state.optimizer["state"].values() for name in values}
+    assert "row_step" in names
+    resumed = finish(
+        [sys.executable, "-m", "movierec", "train", "--resume", str(out), "--quiet", "--json"]
+    )
+    assert_same_run(job, out, straight, resumed)

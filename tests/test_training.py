@@ -12,7 +12,7 @@ from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
-from movierec.training import fit, learning_rate, predict_tensors
+from movierec.training import cheap_dropout, fit, learning_rate, predict_tensors
 
 QUIET = RunOptions(seed=0, progress=False, device="cpu")
 
@@ -117,3 +117,60 @@ def test_asking_for_a_missing_gpu_is_a_config_error(data):
     encoder, train, valid = data
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         fit(make("bias", encoder), train, valid, TrainConfig(), RunOptions(device="cuda"))
+
+
+def test_row_wise_fit_trains_and_restores_the_embedding_flags(data):
+    encoder, train, valid = data
+    keep = train.user_idx >= 10  # users 0..9 have no training rating here
+    train = RatingTensors(train.user_idx[keep], train.item_idx[keep], train.rating[keep])
+    net = make("embedding-net", encoder, n_factors=8, hidden=[16], dropouts=[0.2])
+    start = net.user_embedding.weight.detach().clone()
+    config = TrainConfig(epochs=3, patience=0, embedding_optimizer="row-wise")
+    result = fit(net, train, valid, config, QUIET)
+    assert result.history[-1].valid_rmse < result.history[0].valid_rmse
+    assert net.user_embedding.sparse is False and net.item_embedding.sparse is False
+    # Every user with a training rating moved; none without one did (lazy rows).
+    rated = torch.zeros(encoder.n_users, dtype=torch.bool)
+    rated[train.user_idx] = True
+    assert not rated[:10].any()
+    moved = (net.user_embedding.weight != start).any(1)
+    assert torch.equal(moved, rated)
+
+
+def test_row_wise_matches_dense_adam_quality(data):
+    encoder, train, valid = data
+    rmse = {}
+    for mode in ("dense", "row-wise"):
+        net = make("mf", encoder, n_factors=16)
+        config = TrainConfig(lr=0.01, epochs=15, patience=3, embedding_optimizer=mode)
+        fit(net, train, valid, config, QUIET)
+        rmse[mode] = math.sqrt(float(((predict_tensors(net, valid) - valid.rating) ** 2).mean()))
+    assert rmse["row-wise"] == pytest.approx(rmse["dense"], abs=0.02)
+
+
+def test_cheap_dropout_keeps_the_rate_and_scale_and_is_restored():
+    layer = torch.nn.Sequential(torch.nn.Dropout(0.25))
+    x = torch.ones(400, 500)
+    with cheap_dropout(layer):
+        torch.manual_seed(0)
+        out = layer(x)
+        kept = out != 0
+        assert kept.float().mean().item() == pytest.approx(0.75, abs=0.005)
+        assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.75))
+        layer.eval()
+        assert torch.equal(layer(x), x)
+        layer.train()
+    assert "forward" not in vars(layer[0])  # the class's own forward again
+    torch.manual_seed(0)
+    assert not torch.equal(layer(x), out)  # PyTorch's own draw: another stream
+
+
+def test_fast_paths_are_off_by_default():
+    options, config = RunOptions(), TrainConfig()
+    assert (options.precision, options.compile, options.fused_adam, options.fast_dropout) == (
+        "fp32",
+        False,
+        False,
+        False,
+    )
+    assert config.embedding_optimizer == "dense"

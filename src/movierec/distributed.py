@@ -10,6 +10,11 @@ What this module holds:
 - :func:`is_main`, :func:`all_reduce_sum`, :func:`broadcast_flag`, :func:`barrier`: the few
   collectives the training loop needs; each is a no-op (or the identity) in one process.
 - :func:`shard`: which ratings one rank trains on in one epoch (a pure function).
+- :func:`average_sparse_gradients`, :func:`broadcast_tensors`: what the row-wise embedding
+  optimiser needs under DDP. DDP's bucketed all-reduce is dense (and NCCL has no sparse
+  all-reduce), so the tables stay out of DDP and each step all-gathers every rank's touched
+  rows (indices and values), then sums duplicates: the traffic follows the batch, not the
+  table size, and every rank ends with the same averaged gradient.
 - :func:`launch`: re-run ``movierec`` under ``torch.distributed.run`` (``train --nproc N``).
 
 Environment knobs: ``MOVIEREC_DIST_TIMEOUT`` (seconds a collective may wait for a peer, default
@@ -136,6 +141,80 @@ def broadcast_flag(flag: bool, device: torch.device | None = None) -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def broadcast_tensors(tensors: Sequence[torch.Tensor]) -> None:
+    """Overwrite ``tensors`` on every rank with rank 0's values (nothing in one process)."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for tensor in tensors:
+            dist.broadcast(tensor.data, src=0)
+
+
+def average_sparse_gradients(params: Sequence[torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over all ranks, exchanging only rows.
+
+    Each ``param.grad`` is a sparse COO gradient of a ``[rows, dim]`` table (None counts as
+    no rows). Three collectives per step for all tables together: the row counts, then the
+    padded row indices and the padded flattened values (all-gather needs equal sizes). Every
+    rank concatenates the pieces in rank order and coalesces, so every rank computes the same
+    sum in the same order and the tables stay identical across ranks.
+
+    Dense gradients are all-reduced as they are (a model that reads a table's weight
+    directly); that costs the table size, as DDP would.
+    """
+    if not is_distributed():
+        return
+    size = dist.get_world_size()
+    sparse = [p for p in params if p.grad is None or p.grad.is_sparse]
+    for param in params:
+        if param.grad is not None and not param.grad.is_sparse:
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+            param.grad.div_(size)
+    if not sparse:
+        return
+    device = sparse[0].device
+    pieces = []
+    for param in sparse:
+        if param.grad is None:
+            rows = torch.empty(0, dtype=torch.int64, device=device)
+            values = torch.empty(0, param.shape[1], dtype=param.dtype, device=device)
+        else:
+            grad = param.grad.coalesce()  # fewer rows to send
+            rows, values = grad.indices()[0], grad.values()
+        pieces.append((rows, values))
+    counts = torch.tensor([rows.numel() for rows, _ in pieces], dtype=torch.int64, device=device)
+    all_counts = [torch.empty_like(counts) for _ in range(size)]
+    dist.all_gather(all_counts, counts)
+    widths = [param.shape[1] for param in sparse]
+    totals = torch.stack(all_counts)  # [size, tables]
+    n_rows = int(totals.sum(1).max())
+    n_values = int((totals * torch.tensor(widths, device=device)).sum(1).max())
+    rows_out = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    values_out = torch.zeros(n_values, dtype=sparse[0].dtype, device=device)
+    local_rows = torch.cat([rows for rows, _ in pieces])
+    local_values = torch.cat([values.reshape(-1) for _, values in pieces])
+    rows_out[: local_rows.numel()] = local_rows
+    values_out[: local_values.numel()] = local_values
+    gathered_rows = [torch.empty_like(rows_out) for _ in range(size)]
+    gathered_values = [torch.empty_like(values_out) for _ in range(size)]
+    dist.all_gather(gathered_rows, rows_out)
+    dist.all_gather(gathered_values, values_out)
+    counts_host = totals.tolist()
+    per_table: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = [([], []) for _ in sparse]
+    for rank in range(size):
+        row_at = value_at = 0
+        for table, (count, width) in enumerate(zip(counts_host[rank], widths, strict=True)):
+            per_table[table][0].append(gathered_rows[rank][row_at : row_at + count])
+            flat = gathered_values[rank][value_at : value_at + count * width]
+            per_table[table][1].append(flat.view(count, width))
+            row_at += count
+            value_at += count * width
+    for param, (rows, values) in zip(sparse, per_table, strict=True):
+        param.grad = torch.sparse_coo_tensor(
+            torch.cat(rows).unsqueeze(0), torch.cat(values) / size, param.shape
+        ).coalesce()
 
 
 def shard(order: torch.Tensor, rank: int, size: int) -> torch.Tensor:

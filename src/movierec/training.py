@@ -12,6 +12,14 @@ wrapped in ``DistributedDataParallel``, every rank draws the same permutation an
 own shard with ``batch_size // world_size`` rows per step (so the global batch is the
 single-process one and the learning rate is left unchanged), validation runs on the whole
 validation split on every rank, rank 0 decides early stopping, and only rank 0 checkpoints.
+
+Fast paths, all opt-in so the defaults keep today's results: ``TrainConfig.embedding_optimizer
+= "row-wise"`` (sparse embedding gradients and a lazy row-wise Adam, :mod:`movierec.optim`; under
+DDP the tables stay out of DDP's buckets and their touched rows are exchanged by
+:func:`movierec.distributed.average_sparse_gradients`), ``RunOptions.precision`` (bf16 autocast
+of the forward and loss, :mod:`movierec.precision`) and ``RunOptions.compile``
+(``torch.compile`` of the forward and loss). On CUDA the data stays on the device and the loop
+synchronises with the host once per epoch.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from movierec import distributed, metrics
+from movierec import distributed, metrics, optim, precision
 from movierec.checkpoint import TrainingState, save_checkpoint
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.negatives import NegativeSampler
@@ -239,8 +247,45 @@ def fit(
     if not model.trainable or config.epochs == 0 or len(train) == 0:
         model.eval()
         return result
+    row_wise = getattr(config, "embedding_optimizer", "dense") == "row-wise"
+    # The tables' gradients are sparse for this fit only; the flags are restored on exit.
+    fast = bool(getattr(options, "fast_dropout", False))
+    with optim.sparse_embeddings(model, enabled=row_wise), cheap_dropout(model, enabled=fast):
+        return _train(
+            model, train, valid, config, options, on_epoch, checkpoint, resume, context,
+            device=device, ranks=ranks, result=result, row_wise=row_wise,
+        )  # fmt: skip
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+def _train(
+    model: RatingModel,
+    train: RatingTensors,
+    valid: RatingTensors | None,
+    config: TrainConfig,
+    options: RunOptions,
+    on_epoch: Callable[[EpochRecord], None] | None,
+    checkpoint: Path | None,
+    resume: TrainingState | None,
+    context: dict[str, Any] | None,
+    *,
+    device: torch.device,
+    ranks: distributed.World,
+    result: FitResult,
+    row_wise: bool,
+) -> FitResult:
+    """The epochs of :func:`fit`, once the model is on its device and initialised."""
+    optimizer = optim.build_optimizer(
+        model,
+        "row-wise" if row_wise else "dense",
+        config.lr,
+        config.weight_decay,
+        # None is PyTorch's own choice (the single-tensor loop on the CPU): today's results.
+        fused=True if getattr(options, "fused_adam", False) else None,
+    )
+    tables = optim.embedding_parameters(model) if row_wise else []
+    autocast_dtype = precision.resolve_precision(getattr(options, "precision", "fp32"), device)
+    if autocast_dtype is not None:
+        precision.enable_tf32(device)
     # Each rank steps through its shard in batches of local_batch; with one process that is
     # the whole permutation in batches of batch_size.
     local_batch = max(1, config.batch_size // ranks.size)
@@ -296,14 +341,33 @@ def fit(
         sync = "forward_sync_buffers"
         if sync not in inspect.signature(DistributedDataParallel).parameters:
             sync = "broadcast_buffers"  # the older name
+        wrapper = _Forward(model)
+        if tables:
+            # Sparse gradients do not fit DDP's dense buckets (and NCCL has no sparse
+            # all-reduce): the tables stay out of DDP, their touched rows are averaged by hand.
+            names = {id(p): n for n, p in wrapper.named_parameters()}
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                wrapper, [names[id(p)] for p in tables]
+            )
+            distributed.broadcast_tensors(tables)  # DDP broadcasts only what it holds
         wrapped = DistributedDataParallel(
-            _Forward(model),
+            wrapper,
             device_ids=[device] if device.type == "cuda" else None,
             **{sync: False},
         )
         forward = wrapped
         logits = functools.partial(wrapped, logits=True)
     die_at = distributed.die_at_step()
+
+    def rating_step(users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> tuple:
+        with precision.autocast(device, autocast_dtype):
+            loss = rating_loss(forward(users, items), ratings)
+            penalty = model.penalty(users, items)
+        return loss, penalty
+
+    if getattr(options, "compile", False):
+        # Fuses the element-wise work (dropout, ReLU, sigmoid, loss) around the matrix products.
+        rating_step = torch.compile(rating_step)
 
     def snapshot(epoch: int, position: int, epoch_state: torch.Tensor, loss: float) -> None:
         if checkpoint is None or not distributed.is_main():
@@ -360,16 +424,18 @@ def fit(
                 batch = order[start : start + local_batch]
                 users, items = train.user_idx[batch], train.item_idx[batch]
                 if sampler is None:
-                    loss = rating_loss(forward(users, items), train.rating[batch])
-                    penalty = model.penalty(users, items)
+                    loss, penalty = rating_step(users, items, train.rating[batch])
                 else:
-                    loss, penalty = _ranking_step(model, logits, sampler, users, items, config)
+                    with precision.autocast(device, autocast_dtype):
+                        loss, penalty = _ranking_step(model, logits, sampler, users, items, config)
                 total = loss if penalty is None else loss + penalty
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
+                if tables and ranks.distributed:
+                    distributed.average_sparse_gradients(tables)
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.detach() * batch.shape[0]
+                loss_sum += loss.detach().float() * batch.shape[0]
                 done = start + batch.shape[0]
                 if stop.requested or (checkpoint and time.monotonic() - last_saved > every):
                     if done < len(order):
@@ -439,6 +505,44 @@ def fit(
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _dropout_forward(module: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """Inverted dropout with masks cut from 64-bit random words, four per word.
+
+    PyTorch's CPU dropout draws its mask with ``bernoulli_``, one generator call per element,
+    which costs about as much as the layer's matrix product here. One ``random_()`` int64 word
+    gives four 15-bit uniform numbers (a 16-bit slice with its top bit masked off); an element
+    is kept when its number is >= ``round(p * 2**15)``, so the rate is ``p`` to within
+    ``2**-16``. Multiplying by a float mask (not a bool one) keeps the product on the fast
+    same-dtype path.
+    """
+    if not module.training or module.p == 0.0:
+        return x
+    if module.p == 1.0:
+        return x * 0.0
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
+    draws = words.view(torch.int16)[:n].view(x.shape)
+    keep = (draws & 0x7FFF) >= round(module.p * 32768)
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - module.p))
+
+
+@contextlib.contextmanager
+def cheap_dropout(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Give every ``nn.Dropout`` of ``model`` the cheaper mask draw inside the block.
+
+    The models keep their plain ``nn.Dropout`` (saved runs and evaluation are unaffected);
+    the instance's ``forward`` is shadowed for the fit and the class's restored afterwards.
+    """
+    modules = [m for m in model.modules() if type(m) is torch.nn.Dropout] if enabled else []
+    for module in modules:
+        module.forward = functools.partial(_dropout_forward, module)
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.forward
 
 
 def _interrupted(signal_name: str, where: str, checkpoint: Path | None) -> TrainingInterrupted:

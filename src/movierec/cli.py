@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from movierec.errors import ConfigError, MovieRecError, TrainingInterrupted
@@ -42,10 +43,11 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
-            err.print(f"interrupted: {exc}", highlight=False)
+            err.print(f"interrupted: {escape(str(exc))}", highlight=False)
             raise typer.Exit(130) from None
         except MovieRecError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # escape: messages name TOML tables ([search]) that Rich would take for markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; nothing was written", highlight=False)
@@ -94,10 +96,30 @@ def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
     return table
 
 
-def _options(seed: int, device: str, threads: int | None, quiet: bool):
+def _options(
+    seed: int,
+    device: str,
+    threads: int | None,
+    quiet: bool,
+    *,
+    precision: str | None = None,
+    fast: bool = False,
+    compile_step: bool = False,
+):
+    """Run options; ``fast`` is the measured fast path (bf16 where native, fused Adam, cheap
+    dropout: docs/performance.md), ``precision`` overrides its precision."""
     from movierec.config import RunOptions
 
-    return RunOptions(seed=seed, device=device, threads=threads, progress=not quiet)
+    return RunOptions(
+        seed=seed,
+        device=device,
+        threads=threads,
+        progress=not quiet,
+        precision=precision or ("auto" if fast else "fp32"),
+        compile=compile_step,
+        fused_adam=fast,
+        fast_dropout=fast,
+    )
 
 
 def _load_options(duplicates: str, rating_scale: str | None, out_of_scale: str) -> dict[str, Any]:
@@ -136,6 +158,20 @@ DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when present), cpu
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+PrecisionOpt = typer.Option(
+    None,
+    "--precision",
+    help="fp32 (default), bf16, or auto (bf16 where the CPU/GPU has native bf16 matrix units).",
+)
+FastOpt = typer.Option(
+    False,
+    "--fast",
+    help="The fast training path: --precision auto, fused Adam, cheap dropout masks "
+    "(same accuracy within 0.003 on u1; docs/performance.md).",
+)
+CompileOpt = typer.Option(
+    False, "--compile", help="torch.compile the training step (pays on GPUs, not on small CPUs)."
+)
 DataOpt = typer.Option(..., "--data", help="A catalogue name (ml-100k), a directory or a file.")
 SplitOpt = typer.Option(
     None,
@@ -254,6 +290,9 @@ def train(
     threads: int | None = ThreadsOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
+    precision: str | None = PrecisionOpt,
+    fast: bool = FastOpt,
+    compile_step: bool = CompileOpt,
     resume: Path | None = typer.Option(
         None,
         "--resume",
@@ -294,7 +333,15 @@ def train(
         raise ConfigError("--data is required (a catalogue name, a directory or a file)")
     if checkpoint_minutes <= 0:
         raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
-    options = _options(seed, device, threads, quiet or as_json)
+    options = _options(
+        seed,
+        device,
+        threads,
+        quiet or as_json,
+        precision=precision,
+        fast=fast,
+        compile_step=compile_step,
+    )
     run = train_run(
         data,
         split=split,
@@ -545,6 +592,187 @@ def synth(
         f"{stats['seconds']:.1f} s)",
         highlight=False,
     )
+
+
+@app.command()
+@user_errors
+def tune(
+    data: str = DataOpt,
+    split: str | None = SplitOpt,
+    config: Path = typer.Option(
+        ..., "--config", help="TOML file: base [model]/[train] plus a [search] table."
+    ),
+    trials: int = typer.Option(20, "--trials", help="Trials to add to the study in this call."),
+    study_dir: Path | None = typer.Option(
+        None, "--study-dir", help="Where the study lives (default runs/tune/<config name>)."
+    ),
+    out_path: Path | None = typer.Option(
+        None, "--out", help="Best config to write (default <study-dir>/best.toml)."
+    ),
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    threads: int | None = ThreadsOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Search hyperparameters with Optuna (TPE, median pruning) on the validation carve-out.
+
+    The test set is never read. The study is stored in SQLite in --study-dir, so running the
+    command again adds --trials more to it; the best config is written as a TOML file that
+    `movierec train --config` accepts.
+    """
+    from movierec.data.readers import load_data
+    from movierec.tuning import tune as run_tune
+
+    def show(trial: Any, best: float | None) -> None:
+        if quiet or as_json:
+            return
+        state = trial.state.name.lower()
+        value = f"valid RMSE {trial.value:.4f}" if state == "complete" else state
+        if state == "pruned":  # Optuna keeps the last reported value: say where it stopped
+            value = f"pruned at epoch {trial.last_step}"
+        best_text = f"(best {best:.4f})" if best is not None else ""
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+        line = f"trial {trial.number:3d} {value:18s} {best_text}  {params}"
+        err.print(escape(line), highlight=False)
+
+    dataset = load_data(data, progress=not (quiet or as_json))
+    result = run_tune(
+        dataset,
+        config,
+        trials=trials,
+        split=split,
+        study_dir=study_dir,
+        out=out_path,
+        options=_options(seed, device, threads, True),
+        on_trial=show,
+    )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out.print(
+        f"study {result.study_name}: {result.trials} trials ({result.complete} complete, "
+        f"{result.pruned} pruned, {result.failed} failed); best #{result.best_trial} "
+        f"validation RMSE {result.best_value:.4f}\nbest config written to {result.out}",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors
+def benchmark(
+    data: str = DataOpt,
+    protocol: str = typer.Option(
+        "u1", "--protocol", help="u1 (ml-100k), 5-fold (u1..u5 on ml-100k), or a split name."
+    ),
+    configs: list[Path] = typer.Option(
+        [], "--config", help="A model's TOML config; repeat for several rows."
+    ),
+    models: str | None = typer.Option(
+        None, "--models", help="Comma-separated models to add with their default options."
+    ),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds per fold (0..N-1)."),
+    surprise: str | None = typer.Option(
+        None,
+        "--surprise",
+        help="Comma-separated scikit-surprise models run on the same folds "
+        "(BaselineOnly,SVD,SVDpp,KNNBaseline; needs the bench extra).",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Cap every movierec model's epochs (smoke runs)."
+    ),
+    out_path: Path | None = typer.Option(None, "--out", help="Also write the JSON to this file."),
+    device: str = DeviceOpt,
+    threads: int | None = ThreadsOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Models (and Surprise's) on the same folds: RMSE mean +- sd, MAE, train seconds, params.
+
+    Each model trains on a fold's training part; each seed's run scores the test set once.
+    """
+    from movierec.data.readers import load_data
+    from movierec.protocols import Entry, check_surprise_names, run_benchmark
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    entries = _benchmark_entries(configs, _names(models), epochs)
+    surprise_names = check_surprise_names(_names(surprise))
+
+    def show(label: str, record: Any) -> None:
+        if not (quiet or as_json):
+            rmse = f"RMSE {record.rmse:.4f}" if record.rmse is not None else "no RMSE"
+            line = (
+                f"{label}  {record.fold} seed {record.seed}: {rmse}  {record.train_seconds:.1f} s"
+            )
+            err.print(escape(line), highlight=False)
+
+    dataset = load_data(data, progress=not (quiet or as_json))
+    result = run_benchmark(
+        dataset,
+        protocol,
+        [Entry(spec, path) for spec, path in entries],
+        seeds=list(range(seeds)),
+        surprise=surprise_names,
+        options=_options(0, device, threads, True),
+        on_run=show,
+    )
+    if out_path is not None:
+        result.save_json(out_path)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    title = (
+        f"{result.dataset} / protocol {result.protocol} (folds {', '.join(result.folds)}; "
+        f"seeds {', '.join(map(str, result.seeds))}; test set)"
+    )
+    out.print(benchmark_table([row.summary() for row in result.rows], title))
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _benchmark_entries(
+    configs: list[Path], models: list[str], epochs: int | None
+) -> list[tuple[Any, str | None]]:
+    """Resolve every row's spec before anything trains, so a bad file fails at once."""
+    from movierec.experiment import ModelSpec
+
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    overrides = {"epochs": epochs} if epochs is not None else None
+    rows: list[tuple[Any, str | None]] = [
+        (ModelSpec.resolve(config_path=path, train_options=overrides), str(path))
+        for path in configs
+    ]
+    rows += [(ModelSpec.resolve(name, train_options=overrides), None) for name in models]
+    return rows
+
+
+def benchmark_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One line per model: RMSE and MAE mean +- sd, train seconds, parameters, config file."""
+    table = Table(title=title)
+    for header in ("model", "config", "runs", "RMSE", "MAE", "train s", "params"):
+        table.add_column(header, justify="left" if header in ("model", "config") else "right")
+    for row in rows:
+        name = f"surprise {row['model']}" if row["source"] == "surprise" else row["model"]
+        table.add_row(
+            name,
+            row["config"] or ("defaults" if row["source"] == "movierec" else "-"),
+            str(row["runs"]),
+            _pm(row["rmse_mean"], row["rmse_sd"]),
+            _pm(row["mae_mean"], row["mae_sd"]),
+            _pm(row["train_seconds_mean"], row["train_seconds_sd"], 1),
+            f"{row['parameters']:,}" if row["parameters"] is not None else "-",
+        )
+    return table
+
+
+def _pm(mean: float | None, sd: float | None, digits: int = 4) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ from movierec.errors import ConfigError
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
 OBJECTIVES = ("rating", "bpr", "bce")  # kept in step with movierec.objectives
 NEGATIVE_SAMPLING = ("uniform", "popularity")
+EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.optim
+PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.precision
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class TrainConfig:
             sampled negatives); see :mod:`movierec.objectives`.
         negatives: Sampled unrated items per rated pair (ranking objectives only).
         negative_sampling: ``uniform`` or ``popularity`` (ranking objectives only).
+        embedding_optimizer: ``dense`` (Adam over every parameter) or ``row-wise`` (embedding
+            tables get sparse gradients and a lazy Adam that updates only the rows in each
+            batch, so a step costs the same whatever the number of users and items; dense
+            Adam for the rest); see :mod:`movierec.optim`.
     """
 
     epochs: int = 20
@@ -64,6 +70,7 @@ class TrainConfig:
     objective: str = "rating"
     negatives: int = 1
     negative_sampling: str = "uniform"
+    embedding_optimizer: str = "dense"
 
     def __post_init__(self) -> None:
         problems = []
@@ -98,6 +105,11 @@ class TrainConfig:
                 f"negative_sampling must be one of {', '.join(NEGATIVE_SAMPLING)} "
                 f"(got {self.negative_sampling!r})"
             )
+        if self.embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+            problems.append(
+                f"embedding_optimizer must be one of {', '.join(EMBEDDING_OPTIMIZERS)} "
+                f"(got {self.embedding_optimizer!r})"
+            )
         if problems:
             raise ConfigError("invalid training options: " + "; ".join(problems))
 
@@ -127,6 +139,17 @@ class RunOptions:
         progress: Show a progress bar per epoch on stderr.
         checkpoint_minutes: With a checkpoint path, also checkpoint within an epoch once this
             many minutes passed since the last one (every epoch end is checkpointed anyway).
+        precision: ``fp32``; ``bf16`` (autocast of the training forward and loss to bfloat16,
+            evaluation stays fp32; falls back to fp32 with a warning where the device has no
+            native bf16); ``auto`` (bf16 where it is native and pays, else fp32). See
+            :mod:`movierec.precision`.
+        compile: ``torch.compile`` the training forward and loss (costs compile time once).
+        fused_adam: Use PyTorch's fused Adam kernel for the dense parameters (one pass over
+            the parameters instead of about ten; same arithmetic up to rounding).
+        fast_dropout: During training, cut dropout masks from 64-bit random words (four
+            per word) instead of PyTorch's CPU ``bernoulli_`` (one draw per element): several
+            times cheaper, the rate exact to ``2**-16``, but another random stream than the
+            default, hence opt-in. See :func:`movierec.training.cheap_dropout`.
     """
 
     seed: int = 0
@@ -134,6 +157,16 @@ class RunOptions:
     threads: int | None = None
     progress: bool = True
     checkpoint_minutes: float = 10.0
+    precision: str = "fp32"
+    compile: bool = False
+    fused_adam: bool = False
+    fast_dropout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"
+            )
 
 
 @dataclass(frozen=True)
@@ -146,17 +179,22 @@ class FileConfig:
 
 
 def load_config_file(path: Path) -> FileConfig:
-    """Read a TOML configuration file with optional ``[model]`` and ``[train]`` tables."""
+    """Read a TOML configuration file with optional ``[model]`` and ``[train]`` tables.
+
+    A ``[search]`` table (the search space of ``movierec tune``, see :mod:`movierec.tuning`) is
+    allowed and ignored here, so a tuning config also trains as its base configuration.
+    """
     try:
         payload = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(payload) - {"model", "train"})
+    unknown = sorted(set(payload) - {"model", "train", "search"})
     if unknown:
         raise ConfigError(
-            f"config file {path}: unknown table(s) {', '.join(unknown)}; use [model] and [train]"
+            f"config file {path}: unknown table(s) {', '.join(unknown)}; use [model] and [train] "
+            f"(and [search] for movierec tune)"
         )
     model = dict(payload.get("model", {}))
     name = model.pop("name", None)

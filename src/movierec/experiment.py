@@ -61,6 +61,17 @@ def prepare(
 ) -> Prepared:
     """Split, carve the validation set from the training part, encode, and tensorise."""
     chosen = make_split(data.ratings, split or default_split(data), layout=data.layout, seed=seed)
+    return prepare_split(data, chosen, seed=seed, validation_fraction=validation_fraction)
+
+
+def prepare_split(
+    data: RatingsData, chosen: Split, *, seed: int, validation_fraction: float
+) -> Prepared:
+    """:func:`prepare` for a split made elsewhere (the folds of :mod:`movierec.protocols`).
+
+    The validation set is carved from ``chosen.train`` only; the encoder sees only the ratings
+    the model learns from.
+    """
     fit_frame, valid_frame = carve_validation(chosen.train, validation_fraction, seed)
     encoder = IdEncoder.fit(fit_frame)
     fit_tensors = RatingTensors.from_frame(fit_frame, encoder)
@@ -305,6 +316,13 @@ def train(
         "seed": options.seed,
         "device": options.device,
         "threads": options.threads,
+        # How the step runs: a resumed run continues with the same fast path.
+        "speed": {
+            "precision": options.precision,
+            "compile": options.compile,
+            "fused_adam": options.fused_adam,
+            "fast_dropout": options.fast_dropout,
+        },
         "k": k,
         "relevance": relevance,
     }
@@ -350,7 +368,11 @@ def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
         TrainConfig.from_mapping(ctx["train_config"]),
     )
     options = RunOptions(
-        seed=ctx["seed"], device=ctx["device"], threads=ctx["threads"], progress=progress
+        seed=ctx["seed"],
+        device=ctx["device"],
+        threads=ctx["threads"],
+        progress=progress,
+        **ctx.get("speed", {}),  # absent in checkpoints written before the fast path
     )
     dataset = load_data(
         ctx["data"], columns=ctx["columns"], progress=progress, **ctx.get("load_options", {})

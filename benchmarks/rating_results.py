@@ -1,0 +1,262 @@
+"""Rating prediction on ml-100k: every config on two protocols beside Surprise (generated).
+
+    python benchmarks/rating_results.py           # the full run: docs/results.md + ratings.json
+    python benchmarks/rating_results.py --quick   # smoke run: 1 seed, 2 epochs, 2 Surprise models
+
+Runs :mod:`movierec.protocols` twice over every ``configs/ml100k/*.toml`` (sorted by file name;
+each model's defaults when the folder holds none) and Surprise's BaselineOnly, SVD, SVDpp and
+KNNBaseline (item-based, pearson_baseline) with default settings:
+
+- ``u1``: train ``u1.base``, test ``u1.test``; seeds 0, 1, 2; mean +- sd over the seeds.
+- ``5-fold``: ``u1``..``u5``; seed 0 on each fold; mean +- sd over the folds.
+
+Validation for early stopping is carved from each fold's training part; each run touches its
+test set once. Writes only the section between ``<!-- rating:start -->`` and
+``<!-- rating:end -->`` of ``docs/results.md`` (creating the section if needed) and every run's
+numbers to ``benchmarks/results/ratings.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from movierec.config import RunOptions
+from movierec.data.readers import load_data
+from movierec.errors import MovieRecError
+from movierec.experiment import ModelSpec
+from movierec.protocols import (
+    SURPRISE_DEFAULT,
+    BenchmarkResult,
+    Entry,
+    require_surprise,
+    run_benchmark,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import cpu_model  # one definition for every benchmark script
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs" / "ml100k"
+RESULTS = ROOT / "docs" / "results.md"
+JSON_OUT = ROOT / "benchmarks" / "results" / "ratings.json"
+START, END = "<!-- rating:start -->", "<!-- rating:end -->"
+FALLBACK_MODELS = ("embedding-net", "mf")  # when configs/ml100k/ holds no file
+QUICK_SURPRISE = ("BaselineOnly", "SVD")
+# Published u1 test RMSEs (not run here): (model, RMSE as published, source).
+PUBLISHED = [
+    (
+        "GC-MC",
+        "0.905-0.910",
+        "Berg, Kipf, Welling 2017, *Graph Convolutional Matrix Completion*, arXiv:1706.02263 "
+        "(0.910; 0.905 with side features)",
+    ),
+    (
+        "Sparse FC",
+        "~0.895",
+        "Muller, Martel, Indiveri 2018, *Kernelized Synaptic Weight Matrices*, ICML 2018",
+    ),
+    (
+        "GLocal-K",
+        "0.889",
+        "Han, Lim, Long, Burgstaller, Poon 2021, *GLocal-K: Global and Local Kernels for "
+        "Recommender Systems*, CIKM 2021, arXiv:2108.12184",
+    ),
+]
+
+
+def entries(epochs: int | None) -> list[Entry]:
+    """One row per ``configs/ml100k/*.toml`` in file-name order, else the fallback models."""
+    overrides = {"epochs": epochs} if epochs is not None else None
+    files = sorted(CONFIG_DIR.glob("*.toml"))
+    if not files:
+        print(f"no configs in {CONFIG_DIR}: using the defaults of {', '.join(FALLBACK_MODELS)}")
+        return [
+            Entry(ModelSpec.resolve(name, train_options=overrides), None)
+            for name in FALLBACK_MODELS
+        ]
+    return [
+        Entry(
+            ModelSpec.resolve(config_path=path, train_options=overrides),
+            str(path.relative_to(ROOT)),
+        )
+        for path in files
+    ]
+
+
+def progress(label: str, record: Any) -> None:
+    rmse = f"{record.rmse:.4f}" if record.rmse is not None else "-"
+    print(
+        f"{label:50s} {record.fold} seed {record.seed}: RMSE {rmse}  {record.train_seconds:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cell(mean: float | None, sd: float | None, digits: int = 4) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+
+def table(result: BenchmarkResult) -> list[str]:
+    lines = [
+        "| model | RMSE | MAE | train s | params | runs | config |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    rows = [row.summary() for row in result.rows]
+    for row in rows:
+        name = f"Surprise {row['model']}" if row["source"] == "surprise" else row["model"]
+        config = f"`{row['config']}`" if row["config"] else "defaults"
+        params = f"{row['parameters']:,}" if row["parameters"] is not None else "-"
+        lines.append(
+            f"| {name} | {cell(row['rmse_mean'], row['rmse_sd'])} | "
+            f"{cell(row['mae_mean'], row['mae_sd'])} | "
+            f"{cell(row['train_seconds_mean'], row['train_seconds_sd'], 1)} | {params} | "
+            f"{row['runs']} | {config if row['source'] == 'movierec' else 'Surprise defaults'} |"
+        )
+    return lines
+
+
+def render(results: list[BenchmarkResult], meta: dict[str, Any]) -> str:
+    quick = meta["quick"]
+    lines = [START, "## Rating prediction (ml-100k, u1 and 5-fold)", ""]
+    if quick:
+        lines += [
+            "**Smoke run (`--quick`: 1 seed, at most 2 epochs): these numbers are not results; "
+            "run `python benchmarks/rating_results.py` for the table.**",
+            "",
+        ]
+    lines += [
+        f"Generated by `{meta['command']}` on {meta['date']}: {meta['cpu']} "
+        f"({meta['threads']} PyTorch thread{'s' if meta['threads'] != 1 else ''}), "
+        f"torch {meta['torch']}, scikit-surprise "
+        f"{meta['surprise']}; {meta['minutes']:.0f} minutes in all. A single run shows no sd; "
+        f"Surprise's deterministic models run once per fold. Every model trains on the "
+        f"same training rows of each fold and is scored once on its test rows; movierec's "
+        f"models stop early on a 10% validation set carved from the training part, Surprise's "
+        f"fit on the whole training part with default settings (fixed random_state). Params: "
+        f"trained parameters; for Surprise the sizes of the fitted arrays (biases, factors, "
+        f"the item-item similarity matrix for KNNBaseline).",
+        "",
+    ]
+    for result in results:
+        if result.protocol == "u1":
+            heading = "### u1 (train u1.base, test u1.test): " + (
+                f"mean ± sd over seeds {', '.join(map(str, result.seeds))}"
+                if len(result.seeds) > 1
+                else f"seed {result.seeds[0]}"
+            )
+        else:
+            heading = (
+                f"### 5-fold ({', '.join(result.folds)}): mean ± sd over the folds, seed "
+                f"{', '.join(map(str, result.seeds))} on each"
+            )
+        lines += [heading, "", *table(result), ""]
+    lines += [
+        "Published u1 test RMSEs, for reference (not run here; numbers as their papers report):",
+        "",
+        "| published model | u1 RMSE | source |",
+        "|---|---:|---|",
+        *[f"| {name} | {rmse} | {source} |" for name, rmse, source in PUBLISHED],
+        "",
+        "One row from the command line: `movierec benchmark --data ml-100k --protocol u1 "
+        "--config CONFIG --seeds 3 --surprise SVD,SVDpp`.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(section: str, path: Path) -> None:
+    """Replace (or append) the rating section; the rest of the file stays as it is."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 2 epochs.")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda.")
+    # One thread by default: Surprise is single-threaded, so "train s" compares like with like,
+    # and on a shared machine extra threads slowed training 5-10x here (spinning OpenMP).
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1).")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to update.")
+    parser.add_argument("--json-out", type=Path, default=JSON_OUT, help="JSON of every run.")
+    args = parser.parse_args()
+    try:
+        surprise = require_surprise()  # the bench extra: fail before any training
+        run(args, surprise)
+    except MovieRecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def device_label(device: str) -> str:
+    """The CPU model, and the GPU's name when the runs used one."""
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return f"{torch.cuda.get_device_name(0)} (CPU {cpu_model()})"
+    return cpu_model()
+
+
+def run(args: argparse.Namespace, surprise: Any) -> None:
+    started = time.perf_counter()
+    data = load_data("ml-100k", progress=False)
+    rows = entries(2 if args.quick else None)
+    surprise_models = QUICK_SURPRISE if args.quick else SURPRISE_DEFAULT
+    options = RunOptions(device=args.device, threads=args.threads, progress=False)
+    results = [
+        run_benchmark(
+            data,
+            protocol,
+            rows,
+            seeds=seeds,
+            surprise=surprise_models,
+            options=options,
+            on_run=progress,
+        )
+        for protocol, seeds in (("u1", [0] if args.quick else [0, 1, 2]), ("5-fold", [0]))
+    ]
+    command = "python benchmarks/rating_results.py" + (" --quick" if args.quick else "")
+    if args.device != "auto":
+        command += f" --device {args.device}"
+    if args.threads != 1:
+        command += f" --threads {args.threads}"
+    meta = {
+        "command": command,
+        "quick": args.quick,
+        "date": dt.date.today().isoformat(),
+        "cpu": device_label(args.device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "surprise": surprise.__version__,
+        "python": platform.python_version(),
+        "minutes": (time.perf_counter() - started) / 60,
+    }
+    write_section(render(results, meta), args.out)
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        **meta,
+        "published": [dict(zip(("model", "rmse", "source"), p, strict=True)) for p in PUBLISHED],
+        "protocols": [r.to_dict() for r in results],
+    }
+    args.json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} and {args.json_out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

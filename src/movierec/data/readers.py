@@ -15,8 +15,13 @@ keep the file's order: ml-100k's canonical u1..u5 folds are ranges of ``u.data``
 
 Parsing is vectorised (pandas' C parser, pyarrow for Parquet); ``::`` separators are rewritten to
 a one-byte separator in memory first, because pandas parses multi-character separators with its
-slow Python engine. Every problem a file can have becomes a :class:`DataError` naming the file,
-the line (or Parquet row and row group) where it can, and what to do: an empty or binary file,
+slow Python engine. Parquet reads only the columns it needs, and clean columns (integer IDs and
+timestamps, numeric ratings, no nulls) go from Arrow to numpy with one copy each; anything else
+takes the text files' pandas path and checks. With ``progress``, text files of 64 MiB and up
+show a bar of the bytes parsed (25M ratings are a 615 MiB CSV).
+
+Every problem a file can have becomes a :class:`DataError` naming the file, the line (or Parquet
+row and row group) where it can, and what to do: an empty or binary file,
 undecodable text, the wrong separator, missing or extra fields, non-integer MovieLens IDs,
 ratings that are not finite numbers, and a rating scale that makes no sense.
 
@@ -100,6 +105,7 @@ DAT_SEP = "\x1f"  # ASCII unit separator: stands in for "::" so pandas' C parser
 YEAR = re.compile(r".*\((\d{4})\)")  # the last "(YYYY)" in a title
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 SCAN_CHUNK = 1 << 22  # bytes per read while looking for NUL bytes
+PROGRESS_BYTES = 64 << 20  # text files from this size show a reading bar (when asked to)
 # Leading bytes of files people mistake for ratings text.
 MAGIC = (
     (b"PK\x03\x04", "a zip archive; extract it first and pass the extracted file or folder"),
@@ -158,10 +164,12 @@ def _read_text(
     quoting: int = csv.QUOTE_MINIMAL,
     dtype: Any = None,
     checked: bool = False,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """``pd.read_csv`` with the C engine; ``::`` rewritten first; errors become DataError.
 
-    ``checked``: the caller has already run :func:`_check_text` on ``path``.
+    ``checked``: the caller has already run :func:`_check_text` on ``path``. ``progress``: show
+    a bar of the bytes parsed on stderr when the file has at least :data:`PROGRESS_BYTES`.
     """
     if not checked:
         _check_file(path)
@@ -172,7 +180,7 @@ def _read_text(
         source = io.BytesIO(path.read_bytes().replace(b"::", DAT_SEP.encode()))
         sep = DAT_SEP
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _progress_source(source, path, progress) as source:
             # pandas only warns (and drops data) when a line has more fields than names.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(
@@ -205,6 +213,50 @@ def _read_text(
         raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
     except (ValueError, OSError) as err:
         raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
+
+
+@contextlib.contextmanager
+def _progress_source(source: Path | io.BytesIO, path: Path, show: bool) -> Iterator[Any]:
+    """``source`` as pandas should read it: itself, or (``show``, and a file of at least
+    :data:`PROGRESS_BYTES`) a buffered reader that advances a bar of the bytes read on stderr.
+
+    pandas' C parser pulls a file object in blocks, so the bar costs one update per block and
+    the parse (its speed, results and errors) stays exactly that of reading the path.
+    """
+    size = path.stat().st_size
+    if not show or size < PROGRESS_BYTES:
+        yield source
+        return
+    from tqdm.auto import tqdm
+
+    with (
+        tqdm(
+            total=size,
+            desc=f"reading {path.name}",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            leave=False,
+        ) as bar,
+        source if isinstance(source, io.BytesIO) else path.open("rb") as raw,
+    ):
+        yield io.BufferedReader(_CountingReader(raw, bar.update), buffer_size=1 << 20)
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary stream that reports how many bytes each read returned (for a progress bar)."""
+
+    def __init__(self, raw: Any, advance: Any) -> None:
+        super().__init__()
+        self._raw, self._advance = raw, advance
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer) or 0
+        self._advance(count)
+        return count
 
 
 def _check_text(path: Path) -> None:
@@ -461,17 +513,27 @@ def _canonical(
         raise DataError(f"{path} has {has}")
     stamp = sources.get("timestamp")
     users, items = frame[sources["user_id"]], frame[sources["item_id"]]
-    ratings = pd.DataFrame(
-        {
-            "user_id": _ids(users, "the user ID", path, line_offset, integer=integer_ids),
-            "item_id": _ids(items, "the item ID", path, line_offset, integer=integer_ids),
-            "rating": _ratings_column(frame[sources["rating"]], path, line_offset),
-            "timestamp": _timestamps(
-                frame[stamp] if stamp else None, len(frame), path, line_offset
-            ).to_numpy(),
-        }
+    return _frame_of(
+        _ids(users, "the user ID", path, line_offset, integer=integer_ids),
+        _ids(items, "the item ID", path, line_offset, integer=integer_ids),
+        _ratings_column(frame[sources["rating"]], path, line_offset),
+        _timestamps(frame[stamp] if stamp else None, len(frame), path, line_offset),
     )
-    return ratings.reset_index(drop=True)
+
+
+def _frame_of(*columns: pd.Series | np.ndarray) -> pd.DataFrame:
+    """The canonical frame (fresh RangeIndex) from its four columns, without copying them.
+
+    pandas' default would consolidate the three int64 columns into one new block: a 600 MB copy
+    and about a second for 25M ratings.
+    """
+    arrays = [values if isinstance(values, np.ndarray) else _plain(values) for values in columns]
+    return pd.DataFrame(dict(zip(COLUMNS, arrays, strict=True)), copy=False)
+
+
+def _plain(values: pd.Series) -> Any:
+    """A Series' values without its index: the numpy array, or the extension array (str)."""
+    return values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
 
 
 def _check_fields(frame: pd.DataFrame, path: Path, needed: int, example: str) -> None:
@@ -556,11 +618,11 @@ def _users(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _read_dat(
-    folder: Path, movies_encoding: str
+    folder: Path, movies_encoding: str, progress: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """ml-1m and ml-10m: ``::``-separated ratings, movies and (1m only) users."""
     path = folder / "ratings.dat"
-    raw = _read_text(path, sep="::", names=COLUMNS, quoting=csv.QUOTE_NONE)
+    raw = _read_text(path, sep="::", names=COLUMNS, quoting=csv.QUOTE_NONE, progress=progress)
     _check_fields(raw, path, 4, "UserID::MovieID::Rating::Timestamp")
     ratings = _canonical(raw, dict(zip(COLUMNS, COLUMNS, strict=True)), path, 0, integer_ids=True)
     items = users = None
@@ -595,10 +657,12 @@ def _read_dat(
     return ratings, items, users
 
 
-def _read_ml_csv(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, None]:
+def _read_ml_csv(
+    folder: Path, progress: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame | None, None]:
     """ml-20m/25m/32m/latest/latest-small: ``ratings.csv`` and ``movies.csv`` with headers."""
     path = folder / "ratings.csv"
-    raw = _read_text(path, sep=",", header=0)
+    raw = _read_text(path, sep=",", header=0, progress=progress)
     expected = ["userId", "movieId", "rating", "timestamp"]
     if list(raw.columns[:4]) != expected:
         raise DataError(
@@ -639,6 +703,7 @@ def read_movielens(
     duplicates: str = DEFAULT_DUPLICATES,
     rating_scale: tuple[float, float] | None = None,
     out_of_scale: str = DEFAULT_OUT_OF_SCALE,
+    progress: bool = False,
 ) -> RatingsData:
     """Read a MovieLens folder, whichever release it is.
 
@@ -649,6 +714,7 @@ def read_movielens(
         rating_scale: ``(min, max)`` overriding the release's own scale ((1, 5) or (0.5, 5)).
         out_of_scale: What to do with ratings outside the scale: ``"error"`` (default),
             ``"clip"`` or ``"drop"``.
+        progress: Show a bar on stderr while a large ratings file (ml-10m and up) is parsed.
 
     Returns:
         The ratings with item metadata (and user metadata for ml-100k and ml-1m), and in
@@ -688,10 +754,10 @@ def read_movielens(
             is_1m = (folder / "users.dat").is_file()
             layout, scale = ("ml-1m", (1.0, 5.0)) if is_1m else ("ml-10m", (0.5, 5.0))
             path, offset = folder / "ratings.dat", 0
-            ratings, items, users = _read_dat(folder, "latin-1" if is_1m else "utf-8")
+            ratings, items, users = _read_dat(folder, "latin-1" if is_1m else "utf-8", progress)
         else:
             layout, scale, path, offset = "ml-csv", (0.5, 5.0), folder / "ratings.csv", 1
-            ratings, items, users = _read_ml_csv(folder)
+            ratings, items, users = _read_ml_csv(folder, progress)
         ratings, scale, report = _apply_policies(
             ratings, path, offset, declared or scale, duplicates, out_of_scale
         )
@@ -849,6 +915,7 @@ def read_ratings_file(
     duplicates: str = DEFAULT_DUPLICATES,
     rating_scale: tuple[float, float] | None = None,
     out_of_scale: str = DEFAULT_OUT_OF_SCALE,
+    progress: bool = False,
 ) -> RatingsData:
     """Read a generic ratings file: delimited text or Parquet.
 
@@ -870,6 +937,7 @@ def read_ratings_file(
             then make sense (not all equal, some rating above 0, none beyond ±1e6).
         out_of_scale: What to do with ratings outside a declared scale: ``"error"`` (default),
             ``"clip"`` or ``"drop"``.
+        progress: Show a bar on stderr while a large text file (64 MiB and up) is parsed.
 
     Returns:
         The ratings (no item or user metadata); ``rating_scale`` is the declared scale or the
@@ -885,10 +953,14 @@ def read_ratings_file(
     _check_file(path)
     _check_columns_arg(columns)
     with _guard(path):
-        frame, columns, line_offset = _read_generic(path, columns, sep)
-        frame.columns = [str(c) for c in frame.columns]
-        sources = _match_columns(list(frame.columns), columns, path)
-        ratings = _canonical(frame, sources, path, line_offset)
+        if _is_parquet(path):
+            ratings, line_offset = _read_parquet(path, columns), 0
+        else:
+            frame, columns, line_offset = _read_generic(path, columns, sep, progress)
+            frame.columns = [str(c) for c in frame.columns]
+            sources = _match_columns(list(frame.columns), columns, path)
+            ratings = _canonical(frame, sources, path, line_offset)
+            del frame  # the parsed text columns: as large again as the ratings
         ratings, scale, report = _apply_policies(
             ratings, path, line_offset, declared, duplicates, out_of_scale
         )
@@ -896,59 +968,126 @@ def read_ratings_file(
 
 
 def _read_generic(
-    path: Path, columns: Sequence[str] | None, sep: str | None
+    path: Path, columns: Sequence[str] | None, sep: str | None, progress: bool = False
 ) -> tuple[pd.DataFrame, Sequence[str] | None, int]:
-    """The raw frame of a generic file, the columns to match, and the lines before row 1."""
-    if _is_parquet(path):
-        frame = _read_parquet(path)
-        line_offset = 0
-    else:
-        _check_text(path)
-        first = _first_line_of(path)
-        sep = sep or sniff_separator(first)
-        if sep is None:
-            raise DataError(
-                f"cannot tell the separator of {path} from its first line {first[:80]!r}; use "
-                f"tab, comma, semicolon, pipe or '::' between fields"
-            )
-        fields = _split_fields(first, sep)
-        known = {str(c).strip().lower() for c in columns or ()}
-        has_header = not (len(fields) >= 3 and _is_number(fields[2].strip())) or bool(
-            known & {f.strip().lower() for f in fields}
+    """The raw frame of a generic text file, the columns to match, and the lines before row 1."""
+    _check_text(path)
+    first = _first_line_of(path)
+    sep = sep or sniff_separator(first)
+    if sep is None:
+        raise DataError(
+            f"cannot tell the separator of {path} from its first line {first[:80]!r}; use "
+            f"tab, comma, semicolon, pipe or '::' between fields"
         )
-        if has_header:
-            frame = _read_text(path, sep=sep, header=0, checked=True)
-            line_offset = 1
-            if len(frame.columns) == 1 and columns is None:
-                raise DataError(
-                    f"{path}: line 1 has a single field {first[:80]!r}; need user, item and "
-                    f"rating fields{_separator_hint(path, sep)}"
-                )
-        else:
-            if len(fields) < 3:
-                raise DataError(
-                    f"{path}: line 1 has {len(fields)} fields; need at least 3 (user, item, "
-                    f"rating){_separator_hint(path, sep)}"
-                )
-            names = list(columns) if columns else list(COLUMNS[: min(len(fields), 4)])
-            names += [f"column_{i + 1}" for i in range(len(names), len(fields))]
-            frame = _read_text(path, sep=sep, names=names, header=None, checked=True)
-            line_offset = 0
-            if columns is None:
-                columns = names[: min(len(fields), 4)]
+    fields = _split_fields(first, sep)
+    known = {str(c).strip().lower() for c in columns or ()}
+    has_header = not (len(fields) >= 3 and _is_number(fields[2].strip())) or bool(
+        known & {f.strip().lower() for f in fields}
+    )
+    if has_header:
+        frame = _read_text(path, sep=sep, header=0, checked=True, progress=progress)
+        line_offset = 1
+        if len(frame.columns) == 1 and columns is None:
+            raise DataError(
+                f"{path}: line 1 has a single field {first[:80]!r}; need user, item and "
+                f"rating fields{_separator_hint(path, sep)}"
+            )
+    else:
+        if len(fields) < 3:
+            raise DataError(
+                f"{path}: line 1 has {len(fields)} fields; need at least 3 (user, item, "
+                f"rating){_separator_hint(path, sep)}"
+            )
+        names = list(columns) if columns else list(COLUMNS[: min(len(fields), 4)])
+        names += [f"column_{i + 1}" for i in range(len(names), len(fields))]
+        frame = _read_text(path, sep=sep, names=names, header=None, checked=True, progress=progress)
+        line_offset = 0
+        if columns is None:
+            columns = names[: min(len(fields), 4)]
     return frame, columns, line_offset
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
+    """The canonical ratings of a Parquet file, reading only the columns they come from.
+
+    Clean columns (integer IDs and timestamps, numeric ratings, no nulls) go from Arrow to numpy
+    with one copy each and are checked with numpy; any other column goes through pandas and the
+    same checks as text files, which also word every error.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pandas()
+        schema = pq.read_schema(path)
+        hidden = _pandas_index_columns(schema)
+        names = [str(name) for name in schema.names if name not in hidden]
+        sources = _match_columns(names, columns, path)
+        wanted = list(dict.fromkeys(name for name in sources.values() if name is not None))
+        table = pq.read_table(path, columns=wanted)
     except (pa.lib.ArrowException, OSError, ValueError, TypeError) as err:
         raise DataError(
             f"cannot read {path} as Parquet ({_first_line(err)}); is it a complete Parquet file?"
         ) from err
+    if table.num_rows == 0:
+        raise DataError(f"{path} has no ratings")
+    n = table.num_rows
+    converted: dict[str, pd.Series | np.ndarray] = {}
+    for role in COLUMNS:
+        name = sources.get(role)
+        if name is None:  # no timestamp column
+            converted[role] = _timestamps(None, n, path, 0)
+            continue
+        fast = _arrow_ratings if role == "rating" else _arrow_ints
+        values = fast(table.column(name))
+        if values is None:  # anything unusual: pandas, the text files' checks and messages
+            series = table.select([name]).to_pandas()[name]
+            if role == "rating":
+                values = _ratings_column(series, path, 0)
+            elif role == "timestamp":
+                values = _timestamps(series, n, path, 0)
+            else:
+                what = "the user ID" if role == "user_id" else "the item ID"
+                values = _ids(series, what, path, 0)
+        converted[role] = values
+        if name not in [sources.get(later) for later in COLUMNS[COLUMNS.index(role) + 1 :]]:
+            table = table.drop_columns([name])  # frees Arrow's copy of the column now
+    del table
+    # Arrow's allocator keeps freed pages for reuse (about 500 MB after 25M ratings): give them
+    # back, since nothing else here allocates through it.
+    pa.default_memory_pool().release_unused()
+    return _frame_of(*(converted[role] for role in COLUMNS))
+
+
+def _pandas_index_columns(schema: Any) -> set[str]:
+    """Columns pandas wrote for a frame's index (``__index_level_0__``): not ratings data."""
+    metadata = schema.pandas_metadata or {}
+    return {name for name in metadata.get("index_columns", []) if isinstance(name, str)}
+
+
+def _arrow_ints(column: Any) -> np.ndarray | None:
+    """An Arrow integer column without nulls as int64 (one copy); None for anything else."""
+    import pyarrow as pa
+
+    if not pa.types.is_integer(column.type) or column.null_count:
+        return None
+    return np.asarray(column.to_numpy()).astype(np.int64, copy=False)
+
+
+def _arrow_ratings(column: Any) -> np.ndarray | None:
+    """An Arrow numeric column without nulls as finite float32, converted the way
+    :func:`_ratings_column` converts; None for anything else, or when a value is not finite
+    (then the slow path says where)."""
+    import pyarrow as pa
+
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) or column.null_count:
+        return None
+    values = np.asarray(column.to_numpy())
+    if pa.types.is_integer(kind):
+        values = values.astype(np.float64)  # then float32, exactly as the slow path rounds
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32, copy=False)
+    return values if bool(np.isfinite(values).all()) else None
 
 
 # --- one entry point -----------------------------------------------------------------------------
@@ -968,7 +1107,8 @@ def load_data(
     Args:
         spec: A catalogue name (``"ml-100k"``), a folder, or a file.
         columns: For a ratings file: names of its user, item, rating[, timestamp] columns.
-        progress: Show a download progress bar on stderr if the dataset must be fetched.
+        progress: Show a download progress bar on stderr if the dataset must be fetched, and
+            a reading bar while a large text file is parsed.
         duplicates: Repeated (user, item) pairs: ``"keep-last"`` (default), ``"mean"`` or
             ``"error"``.
         rating_scale: The declared ``(min, max)``; None uses the MovieLens release's scale, or
@@ -992,12 +1132,13 @@ def load_data(
     text = str(spec)
     if text in CATALOGUE:
         result = fetch(text, progress=progress)
-        return dataclasses.replace(read_movielens(result.path, **policies), name=text)
+        data = read_movielens(result.path, progress=progress, **policies)
+        return dataclasses.replace(data, name=text)
     path = Path(text).expanduser()
     if path.is_dir():
-        return read_movielens(path, **policies)
+        return read_movielens(path, progress=progress, **policies)
     if path.is_file():
-        return read_ratings_file(path, columns=columns, **policies)
+        return read_ratings_file(path, columns=columns, progress=progress, **policies)
     raise DataError(
         f"{text!r} is neither a dataset name (known: {known_names()}) nor a file or directory"
     )

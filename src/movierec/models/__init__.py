@@ -4,6 +4,10 @@ Each model lives in its own module with its own frozen config dataclass:
 
 - ``embedding-net``: :class:`EmbeddingNet` (the founding article's model)
 - ``mf``: :class:`MatrixFactorization` (biased MF)
+- ``svdpp``: :class:`SVDpp` (biased MF plus implicit feedback from each user's rated items)
+- ``autorec``: :class:`AutoRec` (I-AutoRec: an autoencoder over each item's training ratings)
+- ``embedding-net-ensemble``: :class:`EmbeddingNetEnsemble` (EmbeddingNets of several seeds,
+  averaged)
 - ``bias``: :class:`BiasModel` (user + item biases, closed form)
 - ``mean``: :class:`GlobalMean`
 - ``ease``: :class:`EASE` (closed-form item-item model; ranks, predicts no ratings)
@@ -17,27 +21,44 @@ from collections.abc import Mapping
 from typing import Any
 
 from movierec.errors import ConfigError
+from movierec.models.autorec import AutoRec, AutoRecConfig
 from movierec.models.base import RatingModel
 from movierec.models.bias import BiasConfig, BiasModel
 from movierec.models.ease import EASE, EASEConfig
 from movierec.models.embedding_net import EmbeddingNet, EmbeddingNetConfig
+from movierec.models.ensemble import EmbeddingNetEnsemble, EmbeddingNetEnsembleConfig
 from movierec.models.mean import GlobalMean, GlobalMeanConfig
 from movierec.models.mf import MatrixFactorization, MFConfig
 from movierec.models.popularity import Popularity, PopularityConfig
+from movierec.models.svdpp import SVDpp, SVDppConfig
 
 MODELS: dict[str, type[RatingModel]] = {
     cls.name: cls
-    for cls in (EmbeddingNet, MatrixFactorization, BiasModel, GlobalMean, EASE, Popularity)
+    for cls in (
+        EmbeddingNet,
+        MatrixFactorization,
+        BiasModel,
+        GlobalMean,
+        EASE,
+        Popularity,
+        SVDpp,
+        AutoRec,
+        EmbeddingNetEnsemble,
+    )
 }
 
 __all__ = [
     "EASE",
     "MODELS",
+    "AutoRec",
+    "AutoRecConfig",
     "BiasConfig",
     "BiasModel",
     "EASEConfig",
     "EmbeddingNet",
     "EmbeddingNetConfig",
+    "EmbeddingNetEnsemble",
+    "EmbeddingNetEnsembleConfig",
     "GlobalMean",
     "GlobalMeanConfig",
     "MFConfig",
@@ -45,6 +66,8 @@ __all__ = [
     "Popularity",
     "PopularityConfig",
     "RatingModel",
+    "SVDpp",
+    "SVDppConfig",
     "build_model",
     "make_config",
     "model_class",

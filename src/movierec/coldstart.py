@@ -152,27 +152,39 @@ def _adam_embedding_net(
             model.item_embedding.weight[items] @ first.weight[:, n:].T + first.bias
         ).detach()  # [m, h1]
     target = values.float()
+    # With bias terms (EmbeddingNetConfig.biases) the visitor also gets a user bias, learned
+    # beside the embedding from 0 under the same pull; the item biases are read like the rest.
+    with_biases = bool(getattr(model.config, "biases", False))
+    item_bias = model.item_bias.weight[:, 0].detach() if with_biases else None
     user = start.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([user], lr=lr)
-    best, best_loss = start.clone(), float("inf")
+    user_bias = torch.zeros(1, requires_grad=True)
+    learned = [user, user_bias] if with_biases else [user]
+    optimiser = torch.optim.Adam(learned, lr=lr)
+    best, best_bias, best_loss = start.clone(), torch.zeros(1), float("inf")
     for _ in range(steps):
         with torch.enable_grad():
             pre = rated_side + user @ user_weight.T
             predicted = model.head(pre)
+            if item_bias is not None:
+                predicted = predicted + item_bias[items] + user_bias
             fit = torch.mean((predicted - target) ** 2)
-            loss = fit + l2 * torch.sum((user - start) ** 2)
-            # Gradient for the user only: nothing accumulates on the shared, frozen weights.
-            (grad,) = torch.autograd.grad(loss, [user])
+            loss = fit + l2 * (torch.sum((user - start) ** 2) + torch.sum(user_bias**2))
+            # Gradients for the visitor only: nothing accumulates on the shared, frozen weights.
+            grads = torch.autograd.grad(loss, learned)
         value = float(loss.detach())
         if value < best_loss:
-            best_loss, best = value, user.detach().clone()
-        user.grad = grad
+            best_loss, best, best_bias = value, user.detach().clone(), user_bias.detach().clone()
+        for parameter, grad in zip(learned, grads, strict=True):
+            parameter.grad = grad
         optimiser.step()
         if time.perf_counter() > deadline:
             break
     with torch.inference_mode():
         pre = recommender.item_side() + best @ user_weight.T
-        return model.head(pre)
+        scores = model.head(pre)
+        if item_bias is not None:
+            scores = scores + item_bias + best_bias
+        return scores
 
 
 @torch.inference_mode()

@@ -93,6 +93,20 @@ def test_embedding_net_moves_toward_the_visitors_ratings(ratings):
     assert after < before - 0.05
 
 
+def test_embedding_net_with_biases_folds_in_through_its_bias_terms(ratings):
+    rec = build_recommender("embedding-net", ratings, biases=True)
+    items, wanted = [1, 2, 3, 4], torch.tensor([5.0, 5.0, 5.0, 5.0])
+    index = torch.from_numpy(rec.encoder.encode_items(items))
+    start = fold_in_user(rec, items, wanted.tolist(), steps=0)
+    fitted = fold_in_user(rec, items, wanted.tolist(), steps=100, max_seconds=5)
+    # steps=0 predicts net + item bias: the item biases are part of the score ...
+    item_bias = rec.model.item_bias.weight[:, 0].detach()
+    assert torch.corrcoef(torch.stack([start, item_bias]))[0, 1] > 0.5
+    # ... and a visitor who loves everything gets a positive user bias: every score rises.
+    assert torch.mean((fitted[index] - wanted) ** 2) < torch.mean((start[index] - wanted) ** 2)
+    assert float(torch.mean(fitted - start)) > 0.05
+
+
 def test_embedding_net_fold_in_is_capped_in_time(ratings):
     rec = build_recommender("embedding-net", ratings)
     started = time.perf_counter()

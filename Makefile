@@ -47,6 +47,11 @@ soak: runs/embedding-net/manifest.json
 	$(PY) benchmarks/soak.py --run runs/embedding-net --clients 16 --minutes 10 \
 		--out benchmarks/results/soak.json
 
+# Training speed (reference DataLoader, fp32, bf16, compile, --fast, row-wise), roofline against
+# torch.mm, time to quality next to Surprise's SVD/SVDpp, inference latency; one process.
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/bench.py --out benchmarks/results/bench.json
+
 # Load benchmark of the server: 16 clients for 60 s on /users/{id}/recommendations.
 bench-serve: runs/embedding-net/manifest.json
 	$(PY) benchmarks/bench_serve.py --run runs/embedding-net --clients 16 --seconds 60 \

@@ -25,6 +25,8 @@ import platform
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1).")
     parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to update.")
     parser.add_argument("--json-out", type=Path, default=JSON_OUT, help="JSON of every run.")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Processes running (protocol, model) jobs side by side, each with --threads "
+        "threads; the numbers are the same, the train seconds share the machine.",
+    )
     args = parser.parse_args()
     try:
         surprise = require_surprise()  # the bench extra: fail before any training
@@ -219,29 +228,36 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
     rows = entries(2 if args.quick else None)
     surprise_models = QUICK_SURPRISE if args.quick else SURPRISE_DEFAULT
     options = RunOptions(device=args.device, threads=args.threads, progress=False)
-    results = [
-        run_benchmark(
-            data,
-            protocol,
-            rows,
-            seeds=seeds,
-            surprise=surprise_models,
-            options=options,
-            on_run=progress,
-        )
-        for protocol, seeds in (("u1", [0] if args.quick else [0, 1, 2]), ("5-fold", [0]))
-    ]
+    plan = [("u1", [0] if args.quick else [0, 1, 2]), ("5-fold", [0])]
+    if args.jobs > 1:
+        results = run_in_parallel(plan, rows, surprise_models, options, args.jobs)
+    else:
+        results = [
+            run_benchmark(
+                data,
+                protocol,
+                rows,
+                seeds=seeds,
+                surprise=surprise_models,
+                options=options,
+                on_run=progress,
+            )
+            for protocol, seeds in plan
+        ]
     command = "python benchmarks/rating_results.py" + (" --quick" if args.quick else "")
     if args.device != "auto":
         command += f" --device {args.device}"
     if args.threads != 1:
         command += f" --threads {args.threads}"
+    if args.jobs != 1:
+        command += f" --jobs {args.jobs}"
     meta = {
         "command": command,
         "quick": args.quick,
         "date": dt.date.today().isoformat(),
         "cpu": device_label(args.device),
-        "threads": torch.get_num_threads(),
+        "threads": args.threads,
+        "jobs": args.jobs,
         "torch": torch.__version__,
         "surprise": surprise.__version__,
         "python": platform.python_version(),
@@ -256,6 +272,54 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
     }
     args.json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} and {args.json_out}", file=sys.stderr)
+
+
+def _one_job(
+    protocol: str, seeds: list[int], entry: Entry | None, surprise: str | None, options: RunOptions
+) -> BenchmarkResult:
+    """One model (or one Surprise model) over one protocol, in a worker process."""
+    data = load_data("ml-100k", progress=False)
+    return run_benchmark(
+        data,
+        protocol,
+        [entry] if entry is not None else [],
+        seeds=seeds,
+        surprise=[surprise] if surprise is not None else [],
+        options=options,
+        on_run=progress,
+    )
+
+
+def run_in_parallel(
+    plan: list[tuple[str, list[int]]],
+    rows: list[Entry],
+    surprise_models: tuple[str, ...] | list[str],
+    options: RunOptions,
+    jobs: int,
+) -> list[BenchmarkResult]:
+    """:func:`run_benchmark` per (protocol, model) in ``jobs`` processes, merged in the serial
+    order: the same rows and numbers as one process gives (every run is seeded on its own)."""
+    # The longest jobs (5 folds of a model) first, so the last ones to finish are short.
+    longest_first = sorted(plan, key=lambda step: step[0] != "5-fold")
+    tasks = [(p, seeds, entry, None) for p, seeds in longest_first for entry in rows] + [
+        (p, seeds, None, name) for p, seeds in longest_first for name in surprise_models
+    ]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_one_job, *task, options) for task in tasks]
+        parts = [future.result() for future in futures]
+    merged = []
+    for protocol, seeds in plan:
+        mine = [part for part, task in zip(parts, tasks, strict=True) if task[0] == protocol]
+        merged.append(
+            BenchmarkResult(
+                mine[0].dataset,
+                protocol,
+                mine[0].folds,
+                list(seeds),
+                [row for part in mine for row in part.rows],
+            )
+        )
+    return merged
 
 
 if __name__ == "__main__":

@@ -119,6 +119,17 @@ def test_asking_for_a_missing_gpu_is_a_config_error(data):
         fit(make("bias", encoder), train, valid, TrainConfig(), RunOptions(device="cuda"))
 
 
+def test_compile_with_row_wise_is_refused_before_training(data):
+    encoder, train, valid = data
+    model = make("mf", encoder)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(epochs=1, embedding_optimizer="row-wise")
+    with pytest.raises(ConfigError, match="drop --compile"):
+        fit(model, train, valid, config, RunOptions(progress=False, compile=True))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+    assert not model.user_factors.sparse  # the flags were never flipped
+
+
 def test_row_wise_fit_trains_and_restores_the_embedding_flags(data):
     encoder, train, valid = data
     keep = train.user_idx >= 10  # users 0..9 have no training rating here

@@ -8,6 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MOVIEREC := $(VENV)/bin/movierec
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 # Tests share one dataset cache inside the checkout, so ml-100k is fetched once per clone.
 TEST_CACHE ?= $(CURDIR)/.cache/movierec
 
@@ -58,8 +59,6 @@ bench-serve: runs/embedding-net/manifest.json
 		--out benchmarks/results/serve.json
 
 # The bench extra (scikit-surprise, compiled from source) only for the side-by-side benchmarks.
-BENCH_STAMP := $(VENV)/.bench-stamp
-
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[bench]"
 	touch $(BENCH_STAMP)

@@ -36,6 +36,18 @@ def small():
     )
 
 
+def tensor_keys(prepared, name: str) -> set[tuple[int, int]]:
+    """The (raw user, raw item) pairs of one of ``prepared``'s tensor sets."""
+    tensors = getattr(prepared, name)
+    users = prepared.encoder.user_ids[tensors.user_idx.numpy()]
+    items = prepared.encoder.item_ids[tensors.item_idx.numpy()]
+    return set(zip(users.tolist(), items.tolist(), strict=True))
+
+
+def pairs(frame: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(frame["user_id"].tolist(), frame["item_id"].tolist(), strict=True))
+
+
 def keys(frame: pd.DataFrame) -> set[tuple]:
     return set(zip(frame["user_id"], frame["item_id"], frame["timestamp"], strict=True))
 
@@ -56,11 +68,14 @@ def test_ml100k_five_folds_are_u1_to_u5_and_their_test_sets_partition_the_rating
 def test_u1_protocol_is_one_fold_and_no_test_rating_reaches_training_or_validation(ml100k):
     (fold,) = protocol_splits(ml100k, "u1")
     prepared = prepare_split(ml100k, fold, seed=1, validation_fraction=0.1)
-    test = keys(fold.test)
-    assert not keys(prepared.fit_frame) & test
-    assert not keys(prepared.valid_frame) & test
-    assert keys(prepared.valid_frame) <= keys(fold.train)
-    assert len(prepared.fit_frame) + len(prepared.valid_frame) == len(fold.train) == 80_000
+    test = pairs(fold.test)  # ml-100k rates each (user, item) pair once
+    fit, valid = tensor_keys(prepared, "fit_tensors"), tensor_keys(prepared, "valid_tensors")
+    assert not fit & test
+    assert not valid & test
+    assert valid <= pairs(fold.train) and fit <= pairs(fold.train)
+    assert len(fit) + prepared.n_valid == len(fold.train) == 80_000
+    # every carved rating is known to the encoder (it saw the fit part only) or counted unknown
+    assert len(valid) + prepared.valid_tensors.n_unknown == prepared.n_valid
 
 
 def test_other_data_gets_a_seeded_five_fold_partition(small):

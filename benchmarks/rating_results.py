@@ -118,6 +118,9 @@ def table(result: BenchmarkResult) -> list[str]:
     rows = [row.summary() for row in result.rows]
     for row in rows:
         name = f"Surprise {row['model']}" if row["source"] == "surprise" else row["model"]
+        if row["source"] == "movierec" and row["config"]:
+            variant = Path(row["config"]).stem  # several configs of one model: say which
+            name = f"{name} ({variant})" if variant != row["model"] else name
         config = f"`{row['config']}`" if row["config"] else "defaults"
         params = f"{row['parameters']:,}" if row["parameters"] is not None else "-"
         lines.append(

@@ -86,7 +86,9 @@ TRAIN_CHILD = textwrap.dedent(
     from movierec.models import build_model
     from movierec.training import configure_threads, fit
     data_spec, split, config, epochs = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
-    options = RunOptions(progress=False)
+    fast = sys.argv[5] == "fast"  # movierec train --fast
+    options = RunOptions(progress=False, precision="auto" if fast else "fp32",
+                         fused_adam=fast, fast_dropout=fast)
     spec = ModelSpec.resolve("embedding-net", config, train_options={"epochs": epochs})
     start = time.perf_counter()
     data = load_data(data_spec, progress=False)
@@ -196,14 +198,17 @@ def train_config(workdir: Path, row_wise: bool) -> tuple[Path, str]:
     return path, optimiser
 
 
-def child_train(data: str, split: str, config: Path, epochs: int, cli: bool) -> dict[str, Any]:
+def child_train(
+    data: str, split: str, config: Path, epochs: int, cli: bool, fast: bool = False
+) -> dict[str, Any]:
     """Train EmbeddingNet on ``data`` in a fresh process: timings, throughput and peak RSS."""
     if cli:
         command = [sys.executable, "-m", "movierec", "train", "--data", data, "--split", split]
         command += ["--model", "embedding-net", "--config", str(config), "--epochs", str(epochs)]
-        command += ["--json", "--quiet"]
+        command += ["--json", "--quiet", *(["--fast"] if fast else [])]
     else:
         command = [sys.executable, "-c", TRAIN_CHILD, data, split, str(config), str(epochs)]
+        command.append("fast" if fast else "fp32")
     result, usage = measured(command, child_env())
     if cli:  # movierec train --json: the run's metrics
         result = {
@@ -233,6 +238,9 @@ def main() -> None:
     parser.add_argument("--train-cli", action="store_true", help="train with movierec train")
     parser.add_argument("--row-wise", action="store_true", help='embedding_optimizer "row-wise"')
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument(
+        "--fast", action="store_true", help="train with movierec train --fast (both runs)"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     parquet = args.parquet or args.workdir / f"ratings-{args.ratings}.parquet"
@@ -267,11 +275,16 @@ def main() -> None:
         if args.train:
             config, optimiser = train_config(args.workdir, args.row_wise)
             results["train_optimizer"] = optimiser
+            results["train_fast"] = args.fast
             # The per-rating reference first: the same model and config on ml-100k's u1.
-            small = child_train("ml-100k", "u1", config, args.ml100k_epochs, cli=False)
+            small = child_train(
+                "ml-100k", "u1", config, args.ml100k_epochs, cli=False, fast=args.fast
+            )
             results["train_ml100k"] = small
             print("ml-100k trained", small, flush=True)
-            big = child_train(str(parquet), "random", config, args.epochs, args.train_cli)
+            big = child_train(
+                str(parquet), "random", config, args.epochs, args.train_cli, fast=args.fast
+            )
             results["train_25m"] = big
             print("25M trained", big, flush=True)
             if big.get("ratings_per_second") and small.get("ratings_per_second"):

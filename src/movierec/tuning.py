@@ -430,7 +430,7 @@ def tune(
         f"Tuned by `movierec tune` (Optuna TPE, median pruning) on {data.name} split "
         f"{prepared.split.name}, seed {options.seed};",
         "every trial scored on the validation carve-out of the training part (never the test set).",
-        f"study: {study_name} ({storage})",
+        f"study: {study_name} ({_shown(study_dir / STUDY_FILE)})",
         f"trials: {result.trials} ({result.complete} complete, {result.pruned} pruned, "
         f"{result.failed} failed); best trial #{best.number}",
         f"best validation RMSE: {best.value:.4f}",
@@ -497,3 +497,12 @@ def toml_value(value: Any) -> str:
             "{ " + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
         )
     raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to a TOML config")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (headers of committed
+    configs should not carry one machine's absolute paths)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

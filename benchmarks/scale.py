@@ -253,6 +253,8 @@ def main() -> None:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        # Cores this run may use (taskset / cgroup affinity): training uses one thread each.
+        "cores_usable": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "gnu_time": GNU_TIME.exists(),
     }
@@ -310,7 +312,8 @@ def write_results(results: dict[str, Any]) -> None:
         "# Scale benchmark: synthetic MovieLens-25M-sized ratings",
         "",
         f"- Command: `{results['command']}`",
-        f"- Date: {results['date']}; CPU: {results['cpu']}, {results['cores']} cores; "
+        f"- Date: {results['date']}; CPU: {results['cpu']}, {results['cores']} cores "
+        f"({results.get('cores_usable', results['cores'])} usable by this run); "
         f"Python {results['python']}",
         "",
         "| step | rows | seconds | rate (rows/s) | file size | peak RSS (GiB) |",

@@ -66,6 +66,7 @@ from movierec.data.tensors import RatingTensors
 from movierec.experiment import ModelSpec, prepare
 from movierec.models import EmbeddingNetConfig, build_model
 from movierec.models.biases import fit_biases
+from movierec.precision import resolve_precision
 from movierec.recommend import SCORE_ROWS, Recommender
 from movierec.training import EpochRecord, configure_threads, fit
 
@@ -413,7 +414,9 @@ def roofline(training: dict[str, Any], mm: dict[str, dict[str, float]]) -> dict[
     for label, row in training["variants"].items():
         if not row["available"]:
             continue
-        dtype = "bf16" if row.get("options", {}).get("precision") == "bf16" else "fp32"
+        # "auto" (--fast) is bf16 on a CPU with native bf16: compare with the bf16 products.
+        asked = row.get("options", {}).get("precision", "fp32")
+        dtype = "bf16" if resolve_precision(asked, torch.device("cpu")) is not None else "fp32"
         rows[label] = {
             "precision": dtype,
             "gflops": row["gflops"],

@@ -67,7 +67,7 @@ $(BENCH_STAMP): $(STAMP)
 # (u1 x 3 seeds and 5-fold, every configs/ml100k/*.toml beside Surprise's models).
 results: $(BENCH_STAMP)
 	$(PY) benchmarks/ranking.py
-	$(PY) benchmarks/rating_results.py
+	$(PY) benchmarks/rating_results.py --jobs 2
 
 # README's table of the four models on ml-100k u1.
 readme-table: $(STAMP)

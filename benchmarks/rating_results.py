@@ -52,6 +52,7 @@ CONFIG_DIR = ROOT / "configs" / "ml100k"
 RESULTS = ROOT / "docs" / "results.md"
 JSON_OUT = ROOT / "benchmarks" / "results" / "ratings.json"
 START, END = "<!-- rating:start -->", "<!-- rating:end -->"
+NOTES_START, NOTES_END = "<!-- rating-notes:start -->", "<!-- rating-notes:end -->"
 FALLBACK_MODELS = ("embedding-net", "mf")  # when configs/ml100k/ holds no file
 QUICK_SURPRISE = ("BaselineOnly", "SVD")
 # Published u1 test RMSEs (not run here): (model, RMSE as published, source).
@@ -181,10 +182,37 @@ def render(results: list[BenchmarkResult], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path) -> None:
+def config_notes() -> str:
+    """The "how was this chosen" comment at the top of every benchmarked config, as a section:
+    why each row has the values it has, and what was tried, from the files themselves."""
+    lines = [
+        NOTES_START,
+        "### How each configuration was chosen",
+        "",
+        "The leading comment of each `configs/ml100k/*.toml` (written when its values were "
+        "chosen, on validation RMSE only), rendered by `python benchmarks/rating_results.py "
+        "--notes-only`:",
+        "",
+    ]
+    for path in sorted(CONFIG_DIR.glob("*.toml")):
+        comment = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("#").strip())
+        text = " ".join(part for part in comment if part and not part.startswith("movierec "))
+        lines.append(f"- `{path.relative_to(ROOT)}`: {text or '(no comment)'}")
+    lines.append(NOTES_END)
+    return "\n".join(lines)
+
+
+def write_section(
+    section: str, path: Path, start: str | None = None, end: str | None = None
+) -> None:
     """Replace (or append) the rating section; the rest of the file stays as it is."""
+    start, end = start or START, end or END
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
     else:
@@ -209,7 +237,15 @@ def main() -> None:
         help="Processes running (protocol, model) jobs side by side, each with --threads "
         "threads; the numbers are the same, the train seconds share the machine.",
     )
+    parser.add_argument(
+        "--notes-only",
+        action="store_true",
+        help="Only refresh the configs' notes section (no training).",
+    )
     args = parser.parse_args()
+    if args.notes_only:
+        write_section(config_notes(), args.out, NOTES_START, NOTES_END)
+        return
     try:
         surprise = require_surprise()  # the bench extra: fail before any training
         run(args, surprise)
@@ -267,6 +303,7 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
         "minutes": (time.perf_counter() - started) / 60,
     }
     write_section(render(results, meta), args.out)
+    write_section(config_notes(), args.out, NOTES_START, NOTES_END)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         **meta,

@@ -266,3 +266,29 @@ def test_benchmark_errors_are_one_line_and_exit_2(ratings_file, tmp_path, monkey
     fails_cleanly([*base, "--models", "bias", "--surprise", "SVDX"], "unknown Surprise model")
     monkeypatch.setitem(sys.modules, "surprise", None)
     fails_cleanly([*base, "--models", "bias", "--surprise", "SVD"], "bench extra")
+
+
+def test_fast_flag_turns_on_the_measured_fast_path_and_precision_overrides_it():
+    from movierec.cli import _options
+
+    fast = _options(0, "cpu", None, True, fast=True)
+    assert (fast.precision, fast.fused_adam, fast.fast_dropout) == ("auto", True, True)
+    pinned = _options(0, "cpu", None, True, precision="fp32", fast=True)
+    assert (pinned.precision, pinned.fused_adam) == ("fp32", True)
+    plain = _options(0, "cpu", None, True)
+    assert (plain.precision, plain.fused_adam, plain.fast_dropout, plain.compile) == (
+        "fp32",
+        False,
+        False,
+        False,
+    )
+
+
+def test_train_fast_trains_and_a_bad_precision_is_one_line_and_exit_2(ratings_file):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2", "--json"]
+    fast, plain = runner.invoke(app, [*args, "--fast"]), runner.invoke(app, args)
+    assert fast.exit_code == 0 and plain.exit_code == 0, fast.output + plain.output
+    # Same seed and split: bf16 products and cheap dropout masks barely move the test RMSE.
+    rmse_fast, rmse_plain = (json.loads(r.stdout)["rmse"] for r in (fast, plain))
+    assert rmse_fast == pytest.approx(rmse_plain, abs=0.02)
+    fails_cleanly([*args, "--precision", "fp64"], "precision must be one of fp32, bf16, auto")

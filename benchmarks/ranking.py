@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
-import re
 import statistics
 import sys
 from pathlib import Path
@@ -26,6 +25,9 @@ import torch
 from movierec.config import RunOptions
 from movierec.data.readers import load_data
 from movierec.experiment import ModelSpec, prepare, train_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from marked_section import write_marked_section  # shared by the results scripts
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 START, END = "<!-- ranking:start -->", "<!-- ranking:end -->"
@@ -135,14 +137,7 @@ def render(rows: list[dict[str, Any]], seeds: list[int], device: str, command: s
 
 
 def write_section(section: str, path: Path = RESULTS) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_marked_section(section, path, START, END)
 
 
 def main() -> None:

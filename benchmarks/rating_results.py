@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import platform
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +45,7 @@ from movierec.protocols import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import cpu_model  # one definition for every benchmark script
+from marked_section import write_marked_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs" / "ml100k"
@@ -209,16 +209,8 @@ def config_notes() -> str:
 def write_section(
     section: str, path: Path, start: str | None = None, end: str | None = None
 ) -> None:
-    """Replace (or append) the rating section; the rest of the file stays as it is."""
-    start, end = start or START, end or END
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    """Replace (or append) the rating section (or the notes'); the rest of the file stays."""
+    write_marked_section(section, path, start or START, end or END)
 
 
 def main() -> None:

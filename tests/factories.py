@@ -5,6 +5,8 @@ import torch
 
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.encoder import IdEncoder
+from movierec.data.splits import carve_validation
+from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.models import build_model
 from movierec.models.biases import fit_biases
@@ -30,3 +32,18 @@ def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommende
     )
     seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
     return Recommender(model, encoder, biases, seen, items, {"model": name})
+
+
+def fit_and_held_out(
+    n_users: int, n_items: int, n_ratings: int, seed: int
+) -> tuple[IdEncoder, RatingTensors, RatingTensors]:
+    """Synthetic low-rank ratings split 85/15: the encoder and tensors of the fit part, and the
+    held-out part's tensors (rows whose user or item the fit part lacks are left out)."""
+    ratings = synthetic_ratings(n_users, n_items, n_ratings, seed=seed)
+    fit_frame, held_frame = carve_validation(ratings, 0.15, seed=0)
+    encoder = IdEncoder.fit(fit_frame)
+    return (
+        encoder,
+        RatingTensors.from_frame(fit_frame, encoder),
+        RatingTensors.from_frame(held_frame, encoder),
+    )

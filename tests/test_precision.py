@@ -7,13 +7,10 @@ import torch
 
 from movierec import precision
 from movierec.config import RunOptions, TrainConfig
-from movierec.data.encoder import IdEncoder
-from movierec.data.splits import carve_validation
-from movierec.data.synthetic import synthetic_ratings
-from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
 from movierec.training import fit, predict_tensors
+from tests.factories import fit_and_held_out
 
 CPU = torch.device("cpu")
 
@@ -47,14 +44,7 @@ def test_with_native_bf16_the_forward_runs_in_bf16(monkeypatch):
 
 @pytest.fixture(scope="module")
 def data():
-    ratings = synthetic_ratings(300, 200, 20_000, seed=5)
-    fit_frame, valid_frame = carve_validation(ratings, 0.15, seed=0)
-    encoder = IdEncoder.fit(fit_frame)
-    return (
-        encoder,
-        RatingTensors.from_frame(fit_frame, encoder),
-        RatingTensors.from_frame(valid_frame, encoder),
-    )
+    return fit_and_held_out(300, 200, 20_000, seed=5)
 
 
 def held_out_rmse(encoder, train, valid, **options):

@@ -6,27 +6,18 @@ import pytest
 import torch
 
 from movierec.config import RunOptions, TrainConfig
-from movierec.data.encoder import IdEncoder
-from movierec.data.splits import carve_validation
-from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
 from movierec.training import cheap_dropout, fit, learning_rate, predict_tensors
+from tests.factories import fit_and_held_out
 
 QUIET = RunOptions(seed=0, progress=False, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def data():
-    ratings = synthetic_ratings(200, 120, 12_000, seed=1)
-    fit_frame, valid_frame = carve_validation(ratings, 0.15, seed=0)
-    encoder = IdEncoder.fit(fit_frame)
-    return (
-        encoder,
-        RatingTensors.from_frame(fit_frame, encoder),
-        RatingTensors.from_frame(valid_frame, encoder),
-    )
+    return fit_and_held_out(200, 120, 12_000, seed=1)
 
 
 def make(name, encoder, **options):

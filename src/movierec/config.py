@@ -178,18 +178,23 @@ class FileConfig:
     train_options: dict[str, Any]
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's tables, or one ConfigError naming the file (missing, not TOML)."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
 def load_config_file(path: Path) -> FileConfig:
     """Read a TOML configuration file with optional ``[model]`` and ``[train]`` tables.
 
     A ``[search]`` table (the search space of ``movierec tune``, see :mod:`movierec.tuning`) is
     allowed and ignored here, so a tuning config also trains as its base configuration.
     """
-    try:
-        payload = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    payload = read_toml(path)
     unknown = sorted(set(payload) - {"model", "train", "search"})
     if unknown:
         raise ConfigError(

@@ -34,7 +34,6 @@ import datetime as dt
 import json
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Any
 
 import torch
 
-from movierec.config import RunOptions, TrainConfig, load_config_file
+from movierec.config import RunOptions, TrainConfig, load_config_file, read_toml
 from movierec.data.readers import RatingsData
 from movierec.errors import ConfigError
 from movierec.experiment import ModelSpec, Prepared, default_split, prepare
@@ -129,12 +128,7 @@ class SearchSpace:
 
     @classmethod
     def from_file(cls, path: Path, model: str) -> SearchSpace:
-        try:
-            payload = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        payload = read_toml(path)
         table = payload.get("search")
         if not isinstance(table, dict) or not table:
             raise ConfigError(

@@ -217,10 +217,8 @@ class Recommender:
     def item_side(self) -> torch.Tensor | None:
         """The user-independent part of scoring, computed once: the model is frozen here."""
         if self._item_side_cache is None:
-            item_side = getattr(self.model, "item_side", None)
-            if callable(item_side):
-                with torch.inference_mode():
-                    self._item_side_cache = item_side()
+            with torch.inference_mode():
+                self._item_side_cache = self.model.item_side()
         return self._item_side_cache
 
     @torch.inference_mode()
@@ -230,10 +228,7 @@ class Recommender:
         return self._score(users, self.item_side())
 
     def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
-        if item_side is not None:
-            scores = self.model.score_items(users, item_side)
-        else:
-            scores = self.model.score_items(users)
+        scores = self.model.score_items(users, item_side)
         return scores.clamp(*self.rating_scale) if self.predicts_ratings else scores.float()
 
     def top_n(

@@ -179,18 +179,15 @@ def validation_ndcg(
     users = torch.unique(valid.user_idx).cpu()
     relevant_keys = torch.unique(valid.user_idx * n_items + valid.item_idx)
     n_relevant = torch.bincount(valid.user_idx, minlength=n_users)[users.to(device)]
-    item_side = model.item_side() if callable(getattr(model, "item_side", None)) else None
+    item_side = model.item_side()
     per_batch = max(1, VALID_SCORE_ROWS // max(1, n_items))
     k = min(k, n_items)
     hits = []
     for start in range(0, users.numel(), per_batch):
         batch = users[start : start + per_batch]
         on_device = batch.to(device)
-        if item_side is not None:
-            scores = model.score_items(on_device, item_side)
-        else:
-            scores = model.score_items(on_device)
-        scores = scores.float().masked_fill(seen.mask(batch).to(device), float("-inf"))
+        scores = model.score_items(on_device, item_side).float()
+        scores = scores.masked_fill(seen.mask(batch).to(device), float("-inf"))
         top = torch.topk(scores, k, dim=1)
         keys = on_device[:, None] * n_items + top.indices
         found = torch.isin(keys, relevant_keys) & torch.isfinite(top.values)

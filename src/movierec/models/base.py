@@ -6,6 +6,8 @@ Subclasses implement :meth:`RatingModel.forward`; the rest have sensible default
 - :meth:`score_items` scores a batch of users against the whole catalogue (one matrix per batch),
   which evaluation, ``top_n`` and serving use. Models override it when part of the work depends
   only on the items and can be shared across users.
+- :meth:`item_side` is the part of :meth:`score_items` shared by every user (None when
+  there is none), computed once by callers that score many users.
 - :meth:`item_vectors` returns the item embeddings that ``similar_items`` compares by cosine.
 - :meth:`init_from_data` sets a closed-form starting point (global mean, biases) before training.
 - :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance).
@@ -65,11 +67,23 @@ class RatingModel(nn.Module):
         """
         raise NotImplementedError
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def item_side(self) -> torch.Tensor | None:
+        """The user-independent part of :meth:`score_items`, or None when there is none.
+
+        Callers that score many batches of users against a frozen model compute it once and
+        pass it back to :meth:`score_items`; models with nothing to share return None.
+        """
+        return None
+
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Predict every item for each user: float tensor ``[U, n_items]``.
 
-        The default broadcasts :meth:`forward` over the catalogue; callers batch users so that
-        ``U * n_items`` stays a few hundred thousand rows.
+        ``item_side`` is :meth:`item_side`'s result for the current weights (None: computed
+        here when the model has one). The default broadcasts :meth:`forward` over the
+        catalogue; callers batch users so that ``U * n_items`` stays a few hundred thousand
+        rows.
         """
         n_users = user_idx.shape[0]
         items = torch.arange(self.n_items, device=user_idx.device)

@@ -47,7 +47,9 @@ class BiasModel(RatingModel):
     def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         return self.global_mean + self.user_bias[user_idx] + self.item_bias[item_idx]
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.global_mean + self.user_bias[user_idx, None] + self.item_bias[None, :]
 
     def init_from_data(

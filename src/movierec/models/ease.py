@@ -70,7 +70,9 @@ class EASE(RatingModel):
     def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         return (self.user_items[user_idx] * self.weights[:, item_idx].T).sum(dim=1)
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.user_items[user_idx] @ self.weights
 
     def init_from_data(

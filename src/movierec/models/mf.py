@@ -95,7 +95,9 @@ class MatrixFactorization(RatingModel):
         """``b_u + b_i + p_u . q_i``: the forward output less the constant global mean."""
         return self.forward(user_idx, item_idx) - self.global_mean
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         dots = self.user_factors(user_idx) @ self.item_factors.weight.T
         return (
             self.global_mean

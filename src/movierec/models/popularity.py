@@ -45,7 +45,9 @@ class Popularity(RatingModel):
     def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         return self.counts[item_idx]
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.counts.expand(user_idx.shape[0], self.n_items)
 
     def init_from_data(

@@ -142,7 +142,9 @@ class SVDpp(RatingModel):
             + dot
         )
 
-    def score_items(self, user_idx: torch.Tensor) -> torch.Tensor:
+    def score_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
         dots = self.user_vectors(user_idx) @ self.item_factors.weight.T
         return self.global_mean + self.user_bias(user_idx) + self.item_bias.weight.T + dots
 

@@ -58,14 +58,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from movierec.config import RunOptions, TrainConfig
+from movierec.config import ModelSpec, RunOptions, TrainConfig
 from movierec.data import load_data
 from movierec.data.encoder import IdEncoder
 from movierec.data.splits import Split, make_split
 from movierec.data.tensors import RatingTensors
-from movierec.experiment import ModelSpec, prepare
 from movierec.models import EmbeddingNetConfig, build_model
-from movierec.models.biases import fit_biases
+from movierec.pipeline import fit_recommender, prepare
 from movierec.precision import resolve_precision
 from movierec.recommend import SCORE_ROWS, Recommender
 from movierec.training import EpochRecord, configure_threads, fit
@@ -432,52 +431,46 @@ def roofline(training: dict[str, Any], mm: dict[str, dict[str, float]]) -> dict[
 def time_to_quality(
     prepared: Any, model_name: str, run_extra: dict[str, Any], train_extra: dict[str, Any]
 ) -> tuple[dict[str, Any], Recommender]:
-    """Train as ``movierec train`` does, scoring the test set after each epoch for the clock."""
+    """Train as ``movierec train`` does and put the test RMSE of every epoch's weights on the
+    training clock (the weights are copied after each epoch and scored once training ended)."""
     spec = ModelSpec.resolve(model_name, train_options=train_extra)
     options = RunOptions(seed=SEED, device="cpu", progress=False, **run_extra)
-    encoder = prepared.encoder
-    torch.manual_seed(SEED)  # as movierec.experiment.train_model does
-    scale = prepared.data.rating_scale
-    model = build_model(model_name, encoder.n_users, encoder.n_items, scale, spec.config)
-    fit_tensors = prepared.fit_tensors
-    fallback = fit_biases(
-        fit_tensors.user_idx, fit_tensors.item_idx, fit_tensors.rating,
-        encoder.n_users, encoder.n_items,
-    )  # fmt: skip
-    recommender = Recommender(model, encoder, fallback, prepared.seen, prepared.data.items)
     test = prepared.split.test
     test_users, test_items = test["user_id"].to_numpy(), test["item_id"].to_numpy()
     actual = test["rating"].to_numpy(dtype=np.float64)
-
-    def test_rmse() -> float:
-        was_training = model.training
-        model.eval()
-        predicted = recommender.predict(test_users, test_items)
-        model.train(was_training)
-        return float(np.sqrt(np.mean((predicted - actual) ** 2)))
-
-    curve: list[dict[str, Any]] = []
-    scoring = 0.0
+    snapshots: list[tuple[EpochRecord, float, dict[str, torch.Tensor]]] = []
+    copying = 0.0
     started = time.perf_counter()
 
-    def on_epoch(record: EpochRecord) -> None:
-        nonlocal scoring
+    def on_epoch(record: EpochRecord, model: torch.nn.Module) -> None:
+        nonlocal copying
         paused = time.perf_counter()
-        rmse = test_rmse()
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        snapshots.append((record, paused - started - copying, state))
+        copying += time.perf_counter() - paused
+
+    recommender = fit_recommender(prepared, spec, options, on_epoch=on_epoch)
+    total = time.perf_counter() - started - copying
+    result = recommender.training
+
+    def test_rmse() -> float:
+        predicted = recommender.predict(test_users, test_items)
+        return float(np.sqrt(np.mean((predicted - actual) ** 2)))
+
+    final = test_rmse()
+    best_state = {k: v.clone() for k, v in recommender.model.state_dict().items()}
+    curve = []
+    for record, seconds, state in snapshots:
+        recommender.model.load_state_dict(state)
         curve.append(
             {
                 "epoch": record.epoch,
-                "seconds": paused - started - scoring,
+                "seconds": seconds,
                 "valid_rmse": record.valid_rmse,
-                "test_rmse": rmse,
+                "test_rmse": test_rmse(),
             }
         )
-        scoring += time.perf_counter() - paused
-
-    valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
-    result = fit(model, fit_tensors, valid, spec.train, options, on_epoch)
-    total = time.perf_counter() - started - scoring
-    final = test_rmse()
+    recommender.model.load_state_dict(best_state)
     points = [(row["seconds"], row["test_rmse"]) for row in curve]
     return {
         "model": model_name,

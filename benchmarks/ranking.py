@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
-from movierec.config import RunOptions
+from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data.readers import load_data
-from movierec.experiment import ModelSpec, prepare, train_model
+from movierec.experiment import train_model
+from movierec.pipeline import prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from marked_section import write_marked_section  # shared by the results scripts
@@ -88,7 +89,7 @@ def run_all(seeds: list[int], device: str, epochs: int | None) -> list[dict[str,
                 data, "stratified", seed=seed, validation_fraction=spec.train.validation_fraction
             )
             options = RunOptions(seed=seed, device=device, progress=False)
-            per_seed.append(train_model(prepared, spec, options, k=10).metrics)
+            per_seed.append(train_model(prepared, Job(spec, options, k=10)).metrics)
             print(
                 f"{name:14s} {objective:6s} seed {seed}: NDCG@10 {per_seed[-1]['ndcg@10']:.4f}",
                 file=sys.stderr,

@@ -31,10 +31,9 @@ from typing import Any
 
 import torch
 
-from movierec.config import RunOptions
+from movierec.config import ModelSpec, RunOptions
 from movierec.data.readers import load_data
 from movierec.errors import MovieRecError
-from movierec.experiment import ModelSpec
 from movierec.protocols import (
     SURPRISE_DEFAULT,
     BenchmarkResult,

@@ -73,18 +73,15 @@ LOAD_CHILD = textwrap.dedent(
     """
 )
 
-# The steps of `movierec train` up to the end of training (movierec.experiment.train and
-# train_model), without the final evaluation.
+# The steps of `movierec train` up to the end of training (movierec.pipeline.fit_recommender),
+# without the final evaluation.
 TRAIN_CHILD = textwrap.dedent(
     """
     import dataclasses, json, sys, time
     from pathlib import Path
-    import torch
-    from movierec.config import RunOptions
+    from movierec.config import ModelSpec, RunOptions
     from movierec.data import load_data
-    from movierec.experiment import ModelSpec, prepare
-    from movierec.models import build_model
-    from movierec.training import configure_threads, fit
+    from movierec.pipeline import fit_recommender, prepare
     data_spec, split, config, epochs = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
     fast = sys.argv[5] == "fast"  # movierec train --fast
     options = RunOptions(progress=False, precision="auto" if fast else "fp32",
@@ -96,13 +93,8 @@ TRAIN_CHILD = textwrap.dedent(
     prepared = prepare(data, split, seed=options.seed,
                        validation_fraction=spec.train.validation_fraction)
     ready = time.perf_counter()
-    configure_threads(options.threads)
-    torch.manual_seed(options.seed)
     encoder = prepared.encoder
-    model = build_model(spec.name, encoder.n_users, encoder.n_items, data.rating_scale,
-                        spec.config)
-    valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
-    result = fit(model, prepared.fit_tensors, valid, spec.train, options)
+    result = fit_recommender(prepared, spec, options).training
     print(json.dumps({
         "rows": len(data.ratings), "n_fit": len(prepared.fit_tensors),
         "n_users": encoder.n_users, "n_items": encoder.n_items,

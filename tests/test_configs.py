@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.config import load_config_file
-from movierec.experiment import ModelSpec
+from movierec.config import ModelSpec, load_config_file
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

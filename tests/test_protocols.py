@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from movierec import experiment
-from movierec.config import RunOptions
+from movierec.config import ModelSpec, RunOptions
 from movierec.data.readers import RatingsData, load_data
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
-from movierec.experiment import ModelSpec, prepare_split
+from movierec.pipeline import prepare_split
 from movierec.protocols import (
     Entry,
     Row,

@@ -10,10 +10,9 @@ from typer.testing import CliRunner
 
 from movierec import evaluation, experiment
 from movierec.cli import app
-from movierec.config import load_config_file
+from movierec.config import ModelSpec, load_config_file
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
-from movierec.experiment import ModelSpec
 from movierec.tuning import STUDY_FILE, SearchSpace, render_config, toml_value
 
 runner = CliRunner()

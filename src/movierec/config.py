@@ -1,8 +1,13 @@
-"""Training options and configuration files.
+"""What a run is: training options, run options, the model spec, the Job, configuration files.
 
-:class:`TrainConfig` holds the hyperparameters of the one training loop; :class:`RunOptions` holds
-what is not a hyperparameter (seed, device, threads, progress display). A TOML file can set the
-model, its options and the training options::
+- :class:`TrainConfig`: the hyperparameters of the one training loop.
+- :class:`RunOptions`: what is not a hyperparameter (seed, device, threads, progress, speed).
+- :class:`ModelSpec`: which model, with which options, trained how (flags > file > defaults).
+- :class:`Job`: one description of a whole run (data source and policies, split, model spec,
+  run options, evaluation settings). ``run.json``, the checkpoint context and the metrics
+  summary are derived from it, and ``--resume`` rebuilds it from the checkpoint in one place.
+
+A TOML file can set the model, its options and the training options::
 
     [model]
     name = "embedding-net"
@@ -22,7 +27,7 @@ import dataclasses
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +211,141 @@ def load_config_file(path: Path) -> FileConfig:
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"config file {path}: [model] name must be a string")
     return FileConfig(name, model, dict(payload.get("train", {})))
+
+
+DEFAULT_MODEL = "embedding-net"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to train, with which options: resolved from flags, a config file, defaults.
+
+    Attributes:
+        name: The model's registry name (``movierec.models.MODELS``).
+        config: The model's own frozen config dataclass.
+        train: The training hyperparameters.
+    """
+
+    name: str
+    config: Any
+    train: TrainConfig
+
+    @classmethod
+    def resolve(
+        cls,
+        model: str | None = None,
+        config_path: Path | None = None,
+        model_options: Mapping[str, Any] | None = None,
+        train_options: Mapping[str, Any] | None = None,
+    ) -> ModelSpec:
+        """Flags override the config file, which overrides the model's preferred defaults.
+
+        The model's defaults depend on the training objective (flag, else file, else rating).
+        """
+        from movierec.models import make_config, model_class
+
+        file = load_config_file(config_path) if config_path else None
+        name = model or (file.model if file else None) or DEFAULT_MODEL
+        same_model = file is not None and (file.model is None or file.model == name)
+        options = {**(file.model_options if same_model else {}), **(model_options or {})}
+        objective = (train_options or {}).get("objective") or (
+            file.train_options.get("objective") if file else None
+        )
+        objective = objective or "rating"
+        train_values = {
+            **model_class(name).default_train_overrides(str(objective)),
+            **(file.train_options if file else {}),
+            **(train_options or {}),
+        }
+        return cls(name, make_config(name, options), TrainConfig.from_mapping(train_values))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
+        """The spec :meth:`to_dict` wrote (checkpoint contexts), validated like a config file."""
+        from movierec.models import make_config
+
+        name = values["model"]
+        return cls(
+            name,
+            make_config(name, values["model_config"]),
+            TrainConfig.from_mapping(values["train_config"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "model_config": dataclasses.asdict(self.config),
+            "train_config": dataclasses.asdict(self.train),
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One description of a run: what to load, how to split, what to train, how to score it.
+
+    Attributes:
+        spec: The model, its options and the training hyperparameters.
+        options: Seed, device, threads, progress and the speed options.
+        data: A catalogue name, a MovieLens folder or a ratings file; None when the ratings
+            were handed over in memory (such a run cannot be resumed from the command line).
+        split: The split's name (None: the dataset's default, see
+            :func:`movierec.pipeline.default_split`).
+        columns: For a ratings file: its user, item, rating[, timestamp] column names.
+        load_options: The data policies given to :func:`movierec.data.readers.load_data`.
+        k: Length of the evaluated top-k lists.
+        relevance: The rating a test item needs to be relevant, None for any rating, or
+            ``"default"`` to let the split decide.
+    """
+
+    spec: ModelSpec
+    options: RunOptions = field(default_factory=RunOptions)
+    data: str | None = None
+    split: str | None = None
+    columns: tuple[str, ...] | None = None
+    load_options: Mapping[str, Any] = field(default_factory=dict)
+    k: int = 10
+    relevance: float | str | None = "default"
+
+    def context(self) -> dict[str, Any]:
+        """The checkpoint's record of this job (JSON), read back by :meth:`from_context`."""
+        return {
+            "data": self.data,
+            "split": self.split,
+            "columns": list(self.columns) if self.columns else None,
+            "load_options": dict(self.load_options),
+            **self.spec.to_dict(),
+            "seed": self.options.seed,
+            "device": self.options.device,
+            "threads": self.options.threads,
+            # How the step runs: a resumed run continues with the same fast path.
+            "speed": {
+                "precision": self.options.precision,
+                "compile": self.options.compile,
+                "fused_adam": self.options.fused_adam,
+                "fast_dropout": self.options.fast_dropout,
+            },
+            "k": self.k,
+            "relevance": self.relevance,
+        }
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any], *, progress: bool = True) -> Job:
+        """Rebuild the job a checkpoint was written for (``movierec train --resume``)."""
+        options = RunOptions(
+            seed=context["seed"],
+            device=context["device"],
+            threads=context["threads"],
+            progress=progress,
+            **context.get("speed", {}),  # absent in checkpoints written before the fast path
+        )
+        columns = context.get("columns")
+        return cls(
+            spec=ModelSpec.from_dict(context),
+            options=options,
+            data=context.get("data"),
+            split=context.get("split"),
+            columns=tuple(columns) if columns else None,
+            load_options=dict(context.get("load_options", {})),
+            k=context.get("k", 10),
+            relevance=context.get("relevance", "default"),
+        )

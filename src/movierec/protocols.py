@@ -10,7 +10,7 @@ A protocol is a list of train/test splits made once, before any model sees them:
 
 Every model of a benchmark, movierec's and scikit-surprise's, is trained on the same training
 rows of each fold and scored once on the same test rows. movierec's models carve their
-validation set (early stopping) from the training part only (:func:`movierec.experiment.
+validation set (early stopping) from the training part only (:func:`movierec.pipeline.
 prepare_split`); Surprise's models, with their default settings, fit on the whole training part.
 Seeds vary initialisation, shuffling and the validation carve-out, never the folds. A row's
 number is the mean +- sd over the folds (each fold's value the mean over its seeds) when there
@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from movierec import metrics
-from movierec.config import RunOptions
+from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data.readers import RatingsData
 from movierec.data.splits import ML100K_RATINGS, Split, make_split
 from movierec.errors import ConfigError, DataError
-from movierec.experiment import ModelSpec, Prepared, prepare_split, train_model
+from movierec.experiment import train_model
+from movierec.pipeline import Prepared, prepare_split
 
 N_FOLDS = 5
 # Surprise's models as the issue measured them: default settings, a fixed random_state where the
@@ -279,7 +280,7 @@ def run_benchmark(
                     prepared[fraction] = prepare_split(
                         data, split, seed=seed, validation_fraction=fraction
                     )
-                run = train_model(prepared[fraction], entry.spec, run_options)
+                run = train_model(prepared[fraction], Job(entry.spec, run_options))
                 m = run.metrics
                 record = RunRecord(
                     split.name,

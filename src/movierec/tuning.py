@@ -41,19 +41,12 @@ from typing import Any
 
 import torch
 
-from movierec.config import RunOptions, TrainConfig, load_config_file, read_toml
+from movierec.config import ModelSpec, RunOptions, TrainConfig, load_config_file, read_toml
 from movierec.data.readers import RatingsData
 from movierec.errors import ConfigError
-from movierec.experiment import ModelSpec, Prepared, default_split, prepare
-from movierec.models import build_model, model_class
-from movierec.training import (
-    EpochRecord,
-    FitResult,
-    configure_threads,
-    fit,
-    predict_tensors,
-    resolve_device,
-)
+from movierec.models import model_class
+from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
+from movierec.training import EpochRecord, FitResult, predict_tensors, resolve_device
 
 SECTIONS = ("model", "train")
 # Searching these would change what a trial is scored on, not how well it learns.
@@ -227,7 +220,7 @@ def validation_score(
     prepared: Prepared,
     spec: ModelSpec,
     options: RunOptions,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_epoch: Callable[[EpochRecord, Any], None] | None = None,
 ) -> tuple[float, FitResult, int]:
     """Train ``spec`` and return (validation RMSE, fit result, parameter count).
 
@@ -238,19 +231,12 @@ def validation_score(
         raise ConfigError(
             "tuning needs a validation carve-out; set [train] validation_fraction above 0"
         )
-    configure_threads(options.threads)
-    torch.manual_seed(options.seed)
-    encoder = prepared.encoder
-    model = build_model(
-        spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
-    )
-    if not model.predicts_ratings:
+    if not model_class(spec.name).predicts_ratings:
         raise ConfigError(f"model {spec.name!r} ranks but predicts no ratings: nothing to tune")
-    result = fit(
-        model, prepared.fit_tensors, prepared.valid_tensors, spec.train, options, on_epoch=on_epoch
-    )
+    recommender = fit_recommender(prepared, spec, options, on_epoch=on_epoch)
+    model, result = recommender.model, recommender.training
     valid = prepared.valid_tensors.to(resolve_device(options.device))
-    predicted = predict_tensors(model, valid)
+    predicted = predict_tensors(model.to(valid.rating.device), valid)
     rmse = float(torch.sqrt(torch.mean((predicted - valid.rating) ** 2)))
     return rmse, result, sum(p.numel() for p in model.parameters())
 
@@ -373,7 +359,7 @@ def tune(
         except ConfigError as exc:
             raise ConfigError(f"trial {trial.number} drew an invalid combination: {exc}") from None
 
-        def report(record: EpochRecord) -> None:
+        def report(record: EpochRecord, _model: Any) -> None:
             if record.valid_rmse is None:
                 return
             trial.report(record.valid_rmse, record.epoch)

@@ -5,29 +5,23 @@ import pandas as pd
 import pytest
 import torch
 
-from movierec.config import RunOptions, TrainConfig
+from movierec.config import ModelSpec, RunOptions, TrainConfig
 from movierec.data.encoder import IdEncoder
 from movierec.data.splits import make_split
 from movierec.data.synthetic import synthetic_ratings
-from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError, MovieRecError
 from movierec.evaluation import evaluate
-from movierec.models import build_model
-from movierec.models.biases import fit_biases
+from movierec.models import build_model, make_config
+from movierec.pipeline import fit_recommender
 from movierec.recommend import Recommender
-from movierec.training import fit
+from tests.factories import everything
 
 
-def recommender_for(name: str, ratings: pd.DataFrame, info=None, **options) -> Recommender:
-    encoder = IdEncoder.fit(ratings)
-    tensors = RatingTensors.from_frame(ratings, encoder)
-    model = build_model(name, encoder.n_users, encoder.n_items, (1.0, 5.0), options or None)
-    fit(model, tensors, None, TrainConfig(), RunOptions(progress=False, device="cpu"))
-    biases = fit_biases(
-        tensors.user_idx, tensors.item_idx, tensors.rating, encoder.n_users, encoder.n_items
-    )
-    seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
-    return Recommender(model, encoder, biases, seen, None, {"model": name, **(info or {})})
+def recommender_for(name: str, ratings: pd.DataFrame, objective=None, **options) -> Recommender:
+    train = TrainConfig() if objective is None else TrainConfig(objective=objective)
+    spec = ModelSpec(name, make_config(name, options), train)
+    return fit_recommender(everything(ratings), spec, RunOptions(progress=False, device="cpu"))
 
 
 def test_popularity_ranks_the_most_rated_items_first():
@@ -92,7 +86,7 @@ def test_ranking_runs_refuse_rating_predictions_and_do_not_clip():
     assert not rec.predicts_ratings
     with pytest.raises(MovieRecError, match="ranking scores, not ratings"):
         rec.predict([1], [1])
-    bpr = recommender_for("mf", ratings, info={"objective": "bpr"})
+    bpr = recommender_for("mf", ratings, objective="bpr")
     with pytest.raises(MovieRecError, match="--objective bpr"):
         bpr.predict([1], [1])
     scores = bpr.top_indices(torch.arange(30), 20)[1]

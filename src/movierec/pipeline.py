@@ -1,0 +1,191 @@
+"""The one chain from ratings to a usable recommender: :func:`fit_recommender`.
+
+Data flows one way: canonical ratings (:class:`~movierec.data.readers.RatingsData`) -> split ->
+validation carve-out (from the training part only) -> :class:`~movierec.data.encoder.IdEncoder`
+fitted on the ratings the model learns from -> tensors -> the Trainer -> model -> bias fallback
+and seen items -> :class:`~movierec.recommend.Recommender`. ``movierec train``, ``compare``,
+``tune``, ``benchmark``, the benchmarks and the tests' factories all go through it, so the chain
+is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from movierec.checkpoint import TrainingState
+from movierec.config import ModelSpec, RunOptions
+from movierec.data.encoder import IdEncoder
+from movierec.data.readers import RatingsData
+from movierec.data.splits import Split, carve_validation, make_split
+from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.errors import ConfigError
+from movierec.models import RatingModel, build_model
+from movierec.models.biases import fit_biases
+from movierec.recommend import Recommender
+from movierec.training import EpochRecord, configure_threads, fit
+
+
+def default_split(data: RatingsData) -> str:
+    """``u1`` for ml-100k (its canonical fold), a seeded 80/20 random split otherwise."""
+    return "u1" if data.layout == "ml-100k" and len(data.ratings) == 100_000 else "random:0.2"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset split into the parts training and evaluation need.
+
+    Attributes:
+        data: The dataset (metadata, rating scale, provenance).
+        split: The train/test split (raw IDs); the test part is only read by evaluation.
+        n_valid: Rows of the validation carve-out (its frame is not kept: the tensors are all
+            training needs, and at 25M ratings the frame costs 0.5 GiB).
+        encoder: Raw ID <-> index maps, fitted on the ratings the model learns from.
+        fit_tensors: The ratings the model learns from.
+        valid_tensors: The validation carve-out (early stopping); may be empty.
+        seen: Every training-part item of each user (left out of recommendations).
+    """
+
+    data: RatingsData
+    split: Split
+    n_valid: int
+    encoder: IdEncoder
+    fit_tensors: RatingTensors
+    valid_tensors: RatingTensors
+    seen: SeenItems
+
+
+def prepare(
+    data: RatingsData, split: str | None, *, seed: int, validation_fraction: float
+) -> Prepared:
+    """Split, carve the validation set from the training part, encode, and tensorise."""
+    chosen = make_split(data.ratings, split or default_split(data), layout=data.layout, seed=seed)
+    return prepare_split(data, chosen, seed=seed, validation_fraction=validation_fraction)
+
+
+def prepare_split(
+    data: RatingsData, chosen: Split, *, seed: int, validation_fraction: float
+) -> Prepared:
+    """:func:`prepare` for a split made elsewhere (the folds of :mod:`movierec.protocols`).
+
+    The validation set is carved from ``chosen.train`` only; the encoder sees only the ratings
+    the model learns from.
+    """
+    fit_frame, valid_frame = carve_validation(chosen.train, validation_fraction, seed)
+    encoder = IdEncoder.fit(fit_frame)
+    fit_tensors = RatingTensors.from_frame(fit_frame, encoder)
+    del fit_frame
+    seen = SeenItems.from_tensors(
+        RatingTensors.from_frame(chosen.train, encoder), encoder.n_users, encoder.n_items
+    )
+    return Prepared(
+        data,
+        chosen,
+        len(valid_frame),
+        encoder,
+        fit_tensors,
+        RatingTensors.from_frame(valid_frame, encoder),
+        seen,
+    )
+
+
+def fit_recommender(
+    data: RatingsData | Prepared,
+    spec: ModelSpec | str | None = None,
+    options: RunOptions | None = None,
+    *,
+    split: str | None = None,
+    on_epoch: Callable[[EpochRecord, RatingModel], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: TrainingState | None = None,
+    context: dict | None = None,
+) -> Recommender:
+    """Train a model on ``data`` and return it as a :class:`Recommender` (raw IDs in and out).
+
+    Args:
+        data: A dataset (split here by ``split`` with ``options.seed``) or an already
+            :class:`Prepared` one (the folds of a protocol, or several models on one split).
+        spec: The model to train: a :class:`ModelSpec`, a registry name with its defaults, or
+            None for the default model.
+        options: Seed, device, threads, progress and speed options.
+        split: The split's name when ``data`` is a dataset (None: :func:`default_split`).
+        on_epoch: Called after each epoch's validation with its record and the model in
+            training (tuning prunes with it; a benchmark can snapshot the weights).
+        checkpoint: Where training writes its checkpoints (None: none).
+        resume: A checkpoint's state to continue from exactly.
+        context: What is being trained, stored in checkpoints (:meth:`movierec.config.Job.context`).
+
+    Returns:
+        The recommender; ``recommender.training`` holds the history, best epoch and timing.
+
+    Raises:
+        ConfigError: A closed-form rating model was asked for a ranking objective.
+    """
+    options = options or RunOptions()
+    if not isinstance(spec, ModelSpec):
+        spec = ModelSpec.resolve(spec)
+    prepared = (
+        data
+        if isinstance(data, Prepared)
+        else prepare(
+            data, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
+        )
+    )
+    configure_threads(options.threads)
+    torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
+    encoder = prepared.encoder
+    model = build_model(
+        spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
+    )
+    objective = effective_objective(spec, model)
+    valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
+    result = fit(
+        model,
+        prepared.fit_tensors,
+        valid,
+        spec.train,
+        options,
+        None if on_epoch is None else lambda record: on_epoch(record, model),
+        checkpoint=checkpoint,
+        resume=resume,
+        context=context,
+    )
+    fallback = fit_biases(
+        prepared.fit_tensors.user_idx,
+        prepared.fit_tensors.item_idx,
+        prepared.fit_tensors.rating,
+        encoder.n_users,
+        encoder.n_items,
+    )
+    recommender = Recommender(
+        model,
+        encoder,
+        fallback,
+        prepared.seen,
+        prepared.data.items,
+        {
+            "model": spec.name,
+            "dataset": prepared.data.name,
+            "split": prepared.split.name,
+            "objective": objective,
+        },
+    )
+    recommender.training = result
+    return recommender
+
+
+def effective_objective(spec: ModelSpec, model: RatingModel) -> str:
+    """The objective the run is trained with: ``spec``'s, or ``rating`` for a closed-form
+    ranking model (the objective does not apply to it)."""
+    objective = spec.train.objective
+    if model.trainable or objective == "rating":
+        return objective
+    if model.predicts_ratings:
+        raise ConfigError(
+            f"model {spec.name!r} is fitted in closed form and predicts ratings; "
+            f"--objective {objective} needs a trained model (embedding-net or mf)"
+        )
+    return "rating"

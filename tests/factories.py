@@ -3,16 +3,19 @@
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from movierec.config import ModelSpec, RunOptions, TrainConfig
+from movierec.config import RunOptions, TrainConfig
 from movierec.data.encoder import IdEncoder
 from movierec.data.readers import RatingsData
 from movierec.data.splits import Split, carve_validation
 from movierec.data.synthetic import synthetic_ratings
-from movierec.data.tensors import RatingTensors
-from movierec.models import make_config
-from movierec.pipeline import Prepared, fit_recommender, prepare_split
+from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.models import build_model
+from movierec.models.biases import fit_biases
+from movierec.pipeline import Prepared, prepare_split
 from movierec.recommend import Recommender
+from movierec.training import fit
 
 
 def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prepared:
@@ -24,17 +27,23 @@ def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prep
 
 
 def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommender:
-    """``name`` trained for 3 epochs on every rating, with made-up titles and genres."""
-    item_ids = ratings["item_id"].unique()
+    encoder = IdEncoder.fit(ratings)
+    tensors = RatingTensors.from_frame(ratings, encoder)
+    torch.manual_seed(0)
+    model = build_model(name, encoder.n_users, encoder.n_items, (1.0, 5.0), options or None)
+    fit(model, tensors, None, TrainConfig(epochs=3, lr=0.01), RunOptions(progress=False))
+    biases = fit_biases(
+        tensors.user_idx, tensors.item_idx, tensors.rating, encoder.n_users, encoder.n_items
+    )
     items = pd.DataFrame(
         {
-            "item_id": item_ids,
-            "title": [f"Movie {i}" for i in item_ids],
-            "genres": ["Drama|Comedy"] * len(item_ids),
+            "item_id": encoder.item_ids,
+            "title": [f"Movie {i}" for i in encoder.item_ids],
+            "genres": ["Drama|Comedy"] * encoder.n_items,
         }
     )
-    spec = ModelSpec(name, make_config(name, options), TrainConfig(epochs=3, lr=0.01))
-    return fit_recommender(everything(ratings, items), spec, RunOptions(progress=False))
+    seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
+    return Recommender(model, encoder, biases, seen, items, {"model": name})
 
 
 def fit_and_held_out(

@@ -288,17 +288,18 @@ def compare_models(
     instance) apply to every model; ``relevance`` as in :func:`train`.
     """
     overrides = _overrides(train_options)
+    base = Job(
+        spec=ModelSpec.resolve(models[0] if models else None, train_options=overrides),
+        options=options or RunOptions(),
+        data=data if isinstance(data, str) else None,
+        split=split,
+        columns=tuple(columns) if columns else None,
+        load_options=dict(load_options or {}),
+        k=k,
+        relevance=relevance,
+    )
     jobs = [
-        Job(
-            spec=ModelSpec.resolve(name, train_options=overrides),
-            options=options or RunOptions(),
-            data=data if isinstance(data, str) else None,
-            split=split,
-            columns=tuple(columns) if columns else None,
-            load_options=dict(load_options or {}),
-            k=k,
-            relevance=relevance,
-        )
+        dataclasses.replace(base, spec=ModelSpec.resolve(name, train_options=overrides))
         for name in models
     ]
     if not jobs:

@@ -65,7 +65,7 @@ from movierec.data.splits import Split, make_split
 from movierec.data.tensors import RatingTensors
 from movierec.experiment import ModelSpec, prepare
 from movierec.models import EmbeddingNetConfig, build_model
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.precision import resolve_precision
 from movierec.recommend import SCORE_ROWS, Recommender
 from movierec.training import EpochRecord, configure_threads, fit

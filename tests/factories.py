@@ -9,7 +9,7 @@ from movierec.data.splits import carve_validation
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.models import build_model
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
 from movierec.training import fit
 

@@ -30,7 +30,7 @@ from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluation import default_relevance, evaluate
 from movierec.models import build_model, make_config, model_class
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
 from movierec.training import EpochRecord, FitResult, configure_threads, fit, resolve_device
 

@@ -13,7 +13,7 @@ from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.evaluation import evaluate
 from movierec.models import build_model
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
 from movierec.training import fit
 

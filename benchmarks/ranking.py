@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from movierec.config import RunOptions
-from movierec.data.readers import load_data
+from movierec.data import load_data
 from movierec.experiment import ModelSpec, prepare, train_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

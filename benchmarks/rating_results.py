@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from movierec.config import RunOptions
-from movierec.data.readers import load_data
+from movierec.data import load_data
 from movierec.errors import MovieRecError
 from movierec.experiment import ModelSpec
 from movierec.protocols import (

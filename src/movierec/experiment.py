@@ -23,8 +23,8 @@ import torch
 from movierec import distributed
 from movierec.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 from movierec.config import RunOptions, TrainConfig, load_config_file
+from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.encoder import IdEncoder
-from movierec.data.readers import RatingsData, load_data
 from movierec.data.splits import Split, carve_validation, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ArtifactError, ConfigError
@@ -299,7 +299,12 @@ def train(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, progress=options.progress, **(load_options or {}))
+        else load_data(
+            data,
+            columns=columns,
+            progress=options.progress,
+            policy=DataPolicy(**(load_options or {})),
+        )
     )
     prepared = prepare(
         dataset, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
@@ -374,7 +379,10 @@ def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
         **ctx.get("speed", {}),  # absent in checkpoints written before the fast path
     )
     dataset = load_data(
-        ctx["data"], columns=ctx["columns"], progress=progress, **ctx.get("load_options", {})
+        ctx["data"],
+        columns=ctx["columns"],
+        progress=progress,
+        policy=DataPolicy.from_dict(ctx.get("load_options", {})),
     )
     prepared = prepare(
         dataset, ctx["split"], seed=options.seed, validation_fraction=spec.train.validation_fraction
@@ -424,7 +432,12 @@ def compare_models(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, progress=options.progress, **(load_options or {}))
+        else load_data(
+            data,
+            columns=columns,
+            progress=options.progress,
+            policy=DataPolicy(**(load_options or {})),
+        )
     )
     prepared_by_fraction: dict[float, Prepared] = {}
     runs = []
@@ -460,7 +473,7 @@ def evaluate_run(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, **(load_options or {}))
+        else load_data(data, columns=columns, policy=DataPolicy(**(load_options or {})))
     )
     seed = int(run.get("seed", 0)) if seed is None else seed
     chosen = make_split(

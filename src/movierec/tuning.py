@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from movierec.config import RunOptions, TrainConfig, load_config_file, read_toml
-from movierec.data.readers import RatingsData
+from movierec.data import RatingsData
 from movierec.errors import ConfigError
 from movierec.experiment import ModelSpec, Prepared, default_split, prepare
 from movierec.models import build_model, model_class

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from movierec.config import Job, ModelSpec, RunOptions
-from movierec.data.readers import load_data
+from movierec.data import load_data
 from movierec.experiment import train_model
 from movierec.pipeline import prepare
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from movierec.config import ModelSpec, RunOptions
-from movierec.data.readers import load_data
+from movierec.data import load_data
 from movierec.errors import MovieRecError
 from movierec.protocols import (
     SURPRISE_DEFAULT,

@@ -6,13 +6,13 @@ import pandas as pd
 import torch
 
 from movierec.config import RunOptions, TrainConfig
+from movierec.data import RatingsData
 from movierec.data.encoder import IdEncoder
-from movierec.data.readers import RatingsData
 from movierec.data.splits import Split, carve_validation
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.models import build_model
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.pipeline import Prepared, prepare_split
 from movierec.recommend import Recommender
 from movierec.training import fit

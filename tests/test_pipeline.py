@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from movierec import Job, ModelSpec, RunOptions, fit_recommender, run_job
-from movierec.data.readers import load_data
+from movierec.data import DataPolicy, load_data
 from movierec.errors import ConfigError
 from tests.golden.cases import CASES, fingerprint
 
@@ -76,7 +76,7 @@ def test_a_job_round_trips_through_its_checkpoint_context():
         data="ml-100k",
         split="random:0.1",
         columns=("u", "i", "r"),
-        load_options={"duplicates": "mean"},
+        policy=DataPolicy(duplicates="mean", rating_scale=(1, 5)),
         k=5,
         relevance=None,
     )

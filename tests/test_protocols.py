@@ -8,7 +8,7 @@ import pytest
 
 from movierec import experiment
 from movierec.config import ModelSpec, RunOptions
-from movierec.data.readers import RatingsData, load_data
+from movierec.data import RatingsData, load_data
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
 from movierec.pipeline import prepare_split

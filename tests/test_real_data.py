@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from movierec.config import RunOptions
-from movierec.data.readers import load_data
+from movierec.data import load_data
 from movierec.data.splits import make_split
 from movierec.experiment import compare_models
 

@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "load_data": "movierec.data.readers",
-    "RatingsData": "movierec.data.readers",
+    "load_data": "movierec.data",
+    "RatingsData": "movierec.data",
     "fit_recommender": "movierec.pipeline",
     "Recommender": "movierec.recommend",
     "load_run": "movierec.artifacts",
@@ -55,7 +55,7 @@ __all__ = [
 if TYPE_CHECKING:
     from movierec.artifacts import load_run
     from movierec.config import Job, ModelSpec, RunOptions, TrainConfig
-    from movierec.data.readers import RatingsData, load_data
+    from movierec.data import RatingsData, load_data
     from movierec.experiment import run_job
     from movierec.models import MODELS
     from movierec.pipeline import fit_recommender

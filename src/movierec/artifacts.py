@@ -38,7 +38,7 @@ from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.models import build_model
-from movierec.models.biases import Biases
+from movierec.models.bias import Biases
 from movierec.recommend import Recommender
 
 FORMAT_VERSION = 1

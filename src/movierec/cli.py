@@ -123,7 +123,7 @@ def _options(
 
 
 def _load_options(duplicates: str, rating_scale: str | None, out_of_scale: str) -> dict[str, Any]:
-    """The data policies, as keyword arguments of :func:`movierec.data.load_data`."""
+    """The data policies, as the fields of a :class:`movierec.data.DataPolicy`."""
     options: dict[str, Any] = {"duplicates": duplicates, "out_of_scale": out_of_scale}
     if rating_scale is not None:
         try:
@@ -621,7 +621,7 @@ def tune(
     command again adds --trials more to it; the best config is written as a TOML file that
     `movierec train --config` accepts.
     """
-    from movierec.data.readers import load_data
+    from movierec.data import load_data
     from movierec.tuning import tune as run_tune
 
     def show(trial: Any, best: float | None) -> None:
@@ -691,7 +691,7 @@ def benchmark(
 
     Each model trains on a fold's training part; each seed's run scores the test set once.
     """
-    from movierec.data.readers import load_data
+    from movierec.data import load_data
     from movierec.protocols import Entry, check_surprise_names, run_benchmark
 
     if seeds < 1:

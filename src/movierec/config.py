@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from movierec.data.policies import DataPolicy
 from movierec.errors import ConfigError
 
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
@@ -291,7 +292,8 @@ class Job:
         split: The split's name (None: the dataset's default, see
             :func:`movierec.pipeline.default_split`).
         columns: For a ratings file: its user, item, rating[, timestamp] column names.
-        load_options: The data policies given to :func:`movierec.data.readers.load_data`.
+        policy: What reading does with duplicates and off-scale ratings
+            (:class:`movierec.data.DataPolicy`).
         k: Length of the evaluated top-k lists.
         relevance: The rating a test item needs to be relevant, None for any rating, or
             ``"default"`` to let the split decide.
@@ -302,7 +304,7 @@ class Job:
     data: str | None = None
     split: str | None = None
     columns: tuple[str, ...] | None = None
-    load_options: Mapping[str, Any] = field(default_factory=dict)
+    policy: DataPolicy = field(default_factory=DataPolicy)
     k: int = 10
     relevance: float | str | None = "default"
 
@@ -312,7 +314,7 @@ class Job:
             "data": self.data,
             "split": self.split,
             "columns": list(self.columns) if self.columns else None,
-            "load_options": dict(self.load_options),
+            "load_options": self.policy.to_dict(),
             **self.spec.to_dict(),
             "seed": self.options.seed,
             "device": self.options.device,
@@ -345,7 +347,7 @@ class Job:
             data=context.get("data"),
             split=context.get("split"),
             columns=tuple(columns) if columns else None,
-            load_options=dict(context.get("load_options", {})),
+            policy=DataPolicy.from_dict(context.get("load_options", {})),
             k=context.get("k", 10),
             relevance=context.get("relevance", "default"),
         )

@@ -23,7 +23,7 @@ import pandas as pd
 from movierec import distributed
 from movierec.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 from movierec.config import Job, ModelSpec, RunOptions
-from movierec.data.readers import RatingsData, load_data
+from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.splits import make_split
 from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluation import default_relevance, evaluate
@@ -75,9 +75,7 @@ def load_job_data(job: Job) -> RatingsData:
     if job.data is None:
         raise ConfigError("the job names no data; pass the ratings to run_job(data=...)")
     columns = list(job.columns) if job.columns else None
-    return load_data(
-        job.data, columns=columns, progress=job.options.progress, **dict(job.load_options)
-    )
+    return load_data(job.data, columns=columns, progress=job.options.progress, policy=job.policy)
 
 
 def run_job(
@@ -237,7 +235,7 @@ def train(
         data=data if isinstance(data, str) else None,
         split=split,
         columns=tuple(columns) if columns else None,
-        load_options=dict(load_options or {}),
+        policy=DataPolicy(**(load_options or {})),
         k=k,
         relevance=relevance,
     )
@@ -294,7 +292,7 @@ def compare_models(
         data=data if isinstance(data, str) else None,
         split=split,
         columns=tuple(columns) if columns else None,
-        load_options=dict(load_options or {}),
+        policy=DataPolicy(**(load_options or {})),
         k=k,
         relevance=relevance,
     )
@@ -339,7 +337,7 @@ def evaluate_run(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, **(load_options or {}))
+        else load_data(data, columns=columns, policy=DataPolicy(**(load_options or {})))
     )
     seed = int(run.get("seed", 0)) if seed is None else seed
     chosen = make_split(

@@ -1,6 +1,6 @@
 """The one chain from ratings to a usable recommender: :func:`fit_recommender`.
 
-Data flows one way: canonical ratings (:class:`~movierec.data.readers.RatingsData`) -> split ->
+Data flows one way: canonical ratings (:class:`~movierec.data.RatingsData`) -> split ->
 validation carve-out (from the training part only) -> :class:`~movierec.data.encoder.IdEncoder`
 fitted on the ratings the model learns from -> tensors -> the Trainer -> model -> bias fallback
 and seen items -> :class:`~movierec.recommend.Recommender`. ``movierec train``, ``compare``,
@@ -18,13 +18,13 @@ import torch
 
 from movierec.checkpoint import TrainingState
 from movierec.config import ModelSpec, RunOptions
+from movierec.data import RatingsData
 from movierec.data.encoder import IdEncoder
-from movierec.data.readers import RatingsData
 from movierec.data.splits import Split, carve_validation, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError
 from movierec.models import RatingModel, build_model
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
 from movierec.training import EpochRecord, configure_threads, fit
 

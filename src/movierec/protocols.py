@@ -31,7 +31,7 @@ import numpy as np
 
 from movierec import metrics
 from movierec.config import Job, ModelSpec, RunOptions
-from movierec.data.readers import RatingsData
+from movierec.data import RatingsData
 from movierec.data.splits import ML100K_RATINGS, Split, make_split
 from movierec.errors import ConfigError, DataError
 from movierec.experiment import train_model

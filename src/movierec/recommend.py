@@ -32,7 +32,7 @@ from movierec.data.encoder import IdEncoder, normalise_ids
 from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
-from movierec.models.biases import Biases
+from movierec.models.bias import Biases
 
 SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
 

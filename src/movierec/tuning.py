@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from movierec.config import ModelSpec, RunOptions, TrainConfig, load_config_file, read_toml
-from movierec.data.readers import RatingsData
+from movierec.data import RatingsData
 from movierec.errors import ConfigError
 from movierec.models import model_class
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from movierec.data import load_data, read_movielens, read_ratings_file
+from movierec.data import DataPolicy, load_data, read_movielens, read_ratings_file
 from movierec.data.download import extract_zip, verify_file
 from movierec.errors import ChecksumError, DataError
 
@@ -54,7 +54,7 @@ CORPUS = [
     ("negative_ratings.csv", {}, r"negative_ratings\.csv: no rating is above 0 .* on line 2"),
     (
         "duplicates.csv",
-        {"duplicates": "error"},
+        {"policy": DataPolicy(duplicates="error")},
         r"duplicates\.csv: user 1 rates item 2 twice, on line 2 and line 4",
     ),
     ("bad_date.csv", {}, r"bad_date\.csv: the timestamp on line 3 is 'yesterday'"),
@@ -161,7 +161,7 @@ def test_duplicates_keep_last_by_default_and_are_counted(tmp_path):
 
 def test_duplicates_mean(tmp_path):
     path = write(tmp_path, "user,item,rating,ts\n1,2,3,10\n1,3,4,11\n1,2,4,12\n1,2,5,9\n")
-    data = read_ratings_file(path, duplicates="mean")
+    data = read_ratings_file(path, policy=DataPolicy(duplicates="mean"))
     assert data.ratings.to_numpy().tolist() == [[1, 3, 4, 11], [1, 2, 4, 9]]
     assert data.report["duplicates_resolved"] == 2
 
@@ -170,7 +170,7 @@ def test_duplicates_with_string_ids(tmp_path):
     path = write(tmp_path, "user,item,rating\na,x,1\nb,x,2\na,x,3\n")
     assert read_ratings_file(path).ratings["rating"].tolist() == [2, 3]
     with pytest.raises(DataError, match="user 'a' rates item 'x' twice, on line 2 and line 4"):
-        read_ratings_file(path, duplicates="error")
+        read_ratings_file(path, policy=DataPolicy(duplicates="error"))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_duplicates_with_string_ids(tmp_path):
 )
 def test_out_of_scale_clip_and_drop(tmp_path, policy, ratings, counts):
     path = write(tmp_path, "user,item,rating\n1,1,1\n1,2,6\n1,3,9\n1,4,3\n")
-    data = read_ratings_file(path, rating_scale=(1, 5), out_of_scale=policy)
+    data = read_ratings_file(path, policy=DataPolicy(rating_scale=(1, 5), out_of_scale=policy))
     assert data.ratings["rating"].tolist() == ratings
     assert data.rating_scale == (1.0, 5.0)
     report = data.report
@@ -189,31 +189,34 @@ def test_out_of_scale_clip_and_drop(tmp_path, policy, ratings, counts):
 def test_out_of_scale_error_is_the_default(tmp_path):
     path = write(tmp_path, "user,item,rating\n1,1,1\n1,2,6\n1,3,9\n")
     with pytest.raises(DataError, match=r"r\.csv: the rating on line 3 is 6, outside .* 1\.\.5"):
-        read_ratings_file(path, rating_scale=(1, 5))
+        read_ratings_file(path, policy=DataPolicy(rating_scale=(1, 5)))
 
 
 def test_dropping_every_rating_is_an_error(tmp_path):
     path = write(tmp_path, "user,item,rating\n1,1,7\n1,2,8\n")
     with pytest.raises(DataError, match="every rating is outside"):
-        read_ratings_file(path, rating_scale=(1, 5), out_of_scale="drop")
+        read_ratings_file(path, policy=DataPolicy(rating_scale=(1, 5), out_of_scale="drop"))
 
 
 def test_drop_then_duplicates_name_the_file_lines(tmp_path):
     path = write(tmp_path, "user,item,rating\n1,1,9\n1,2,1\n1,2,2\n")
     with pytest.raises(DataError, match="on line 3 and line 4"):
-        read_ratings_file(path, rating_scale=(1, 5), out_of_scale="drop", duplicates="error")
+        read_ratings_file(
+            path, policy=DataPolicy(rating_scale=(1, 5), out_of_scale="drop", duplicates="error")
+        )
 
 
 def test_a_declared_scale_allows_equal_ratings(tmp_path):
     path = write(tmp_path, "user,item,rating\n1,1,4\n1,2,4\n")
-    assert read_ratings_file(path, rating_scale=(1, 5)).rating_scale == (1.0, 5.0)
+    data = read_ratings_file(path, policy=DataPolicy(rating_scale=(1, 5)))
+    assert data.rating_scale == (1.0, 5.0)
 
 
 def test_movielens_clip_and_scale_override(tmp_path):
-    data = read_movielens(BAD / "ml-100k-out-of-scale", out_of_scale="clip")
+    data = read_movielens(BAD / "ml-100k-out-of-scale", policy=DataPolicy(out_of_scale="clip"))
     assert data.ratings["rating"].tolist() == [4, 5]
     assert data.report["out_of_scale_clipped"] == 1
-    data = read_movielens(BAD / "ml-100k-out-of-scale", rating_scale=(0, 10))
+    data = read_movielens(BAD / "ml-100k-out-of-scale", policy=DataPolicy(rating_scale=(0, 10)))
     assert data.rating_scale == (0.0, 10.0)
 
 
@@ -231,11 +234,11 @@ def test_movielens_clip_and_scale_override(tmp_path):
 )
 def test_bad_policy_options(kwargs, message):
     with pytest.raises(DataError, match=message):
-        load_data(str(BAD / "duplicates.csv"), **kwargs)
+        load_data(str(BAD / "duplicates.csv"), policy=DataPolicy(**kwargs))
 
 
 def test_load_data_passes_the_policies_on(tmp_path):
-    data = load_data(str(BAD / "duplicates.csv"), duplicates="mean")
+    data = load_data(str(BAD / "duplicates.csv"), policy=DataPolicy(duplicates="mean"))
     assert data.ratings["rating"].tolist() == [4, 4]
     assert data.report["duplicates_resolved"] == 1
 

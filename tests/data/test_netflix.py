@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.data import load_data, read_movielens
+from movierec.data import DataPolicy, load_data, read_movielens
 from movierec.data.netflix import find_netflix_folder, read_netflix
 from movierec.errors import DataError
 
@@ -100,9 +100,9 @@ def test_malformed_lines_are_named(tmp_path: Path, text: str, match: str) -> Non
 
 def test_policies_apply(tmp_path: Path) -> None:
     folder = _folder(tmp_path, "1:\n5,3,2005-01-01\n5,4,2005-02-01\n6,9,2005-01-01\n")
-    data = read_netflix(folder, out_of_scale="drop")
+    data = read_netflix(folder, policy=DataPolicy(out_of_scale="drop"))
     assert data.ratings["rating"].tolist() == [4.0]
     assert data.report["duplicates_resolved"] == 1
     assert data.report["out_of_scale_dropped"] == 1
     with pytest.raises(DataError, match=r"twice, on line 2 of combined_data_1\.txt and line 3"):
-        read_netflix(folder, out_of_scale="drop", duplicates="error")
+        read_netflix(folder, policy=DataPolicy(out_of_scale="drop", duplicates="error"))

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec.data import read_movielens, read_ratings_file
+from movierec.data import DataPolicy, read_movielens, read_ratings_file
 from movierec.data.encoder import IdEncoder
 from movierec.errors import DataError
 
@@ -92,7 +92,7 @@ def test_valid_tables_round_trip_exactly(table, fmt, header):
             write_parquet(frame, path, with_time)
         else:
             write_text(frame, path, "," if fmt == "csv" else "\t", header, with_time)
-        data = read_ratings_file(path, rating_scale=SCALE, duplicates="error")
+        data = read_ratings_file(path, policy=DataPolicy(rating_scale=SCALE, duplicates="error"))
     ratings = data.ratings
     assert list(ratings.columns) == ["user_id", "item_id", "rating", "timestamp"]
     assert ratings["user_id"].tolist() == expected_ids(frame["user_id"])
@@ -141,7 +141,7 @@ def test_a_bad_rating_names_its_line(table, bad, data, sep):
         lines[row + 1] = sep.join(fields)
         path.write_text("\n".join(lines))
         with pytest.raises(DataError, match=rf"ratings\.txt: the rating on line {row + 2} is"):
-            read_ratings_file(path, rating_scale=SCALE)
+            read_ratings_file(path, policy=DataPolicy(rating_scale=SCALE))
 
 
 @SETTINGS
@@ -154,7 +154,7 @@ def test_a_dropped_column_is_a_data_error(table, drop):
         kept = pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=drop)
         kept.to_csv(path, index=False)
         with pytest.raises(DataError, match=r"ratings\.csv"):
-            read_ratings_file(path, rating_scale=SCALE)
+            read_ratings_file(path, policy=DataPolicy(rating_scale=SCALE))
 
 
 @SETTINGS

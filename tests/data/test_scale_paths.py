@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from movierec.data import read_ratings_file
-from movierec.data import readers as readers_module
+from movierec.data import parsing, read_ratings_file
 from movierec.data.encoder import IdEncoder
 from movierec.data.policies import REPEAT_THREADED_MIN, has_repeats
 from movierec.data.splits import carve_validation, random_split
@@ -197,7 +196,7 @@ def test_reading_bar_shows_on_large_text_files(tmp_path, monkeypatch, capsys, na
     path.write_text(text)
     quiet = read_ratings_file(path, progress=True).ratings
     assert "reading" not in capsys.readouterr().err  # below PROGRESS_BYTES: no bar
-    monkeypatch.setattr(readers_module, "PROGRESS_BYTES", 1)
+    monkeypatch.setattr(parsing, "PROGRESS_BYTES", 1)
     shown = read_ratings_file(path, progress=True).ratings
     assert f"reading {name}" in capsys.readouterr().err
     pd.testing.assert_frame_equal(shown, quiet)

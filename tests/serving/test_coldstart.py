@@ -13,7 +13,7 @@ from movierec.data.encoder import IdEncoder
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, UnknownIdError
-from movierec.models.biases import Biases
+from movierec.models.bias import Biases
 from movierec.models.mf import MatrixFactorization, MFConfig
 from movierec.recommend import Recommender
 from tests.factories import build_recommender

@@ -4,8 +4,14 @@
   :func:`fetch`.
 - :mod:`~movierec.data.download`: HTTP download with checksums, safe atomic zip extraction.
 - :mod:`~movierec.data.mirror`: ml-100k rebuilt from the ``recbole`` wheel on PyPI.
-- :mod:`~movierec.data.readers`: every MovieLens layout and generic ratings files, normalised to
-  ``user_id, item_id, rating, timestamp``; :func:`load_data` for a name, folder or file.
+- :mod:`~movierec.data.schema`: :class:`RatingsData`, the canonical
+  ``user_id, item_id, rating, timestamp`` frame every reader returns.
+- :mod:`~movierec.data.policies`: :class:`DataPolicy` (duplicates, rating scale, out-of-scale
+  ratings) and the one step that applies it.
+- :mod:`~movierec.data.parsing`: reading text with pandas' C parser; where in a file a problem is.
+- :mod:`~movierec.data.movielens`, :mod:`~movierec.data.netflix`, :mod:`~movierec.data.files`:
+  one reader per layout (:func:`read_movielens`, :func:`read_ratings_file`).
+- :mod:`~movierec.data.loading`: :func:`load_data` for a name, folder or file.
 """
 
 from movierec.data.catalogue import (
@@ -16,11 +22,16 @@ from movierec.data.catalogue import (
     cached_path,
     fetch,
 )
+from movierec.data.files import read_ratings_file
+from movierec.data.loading import load_data
 from movierec.data.mirror import build_ml100k_from_recbole
-from movierec.data.readers import RatingsData, load_data, read_movielens, read_ratings_file
+from movierec.data.movielens import read_movielens
+from movierec.data.policies import DataPolicy
+from movierec.data.schema import RatingsData
 
 __all__ = [
     "CATALOGUE",
+    "DataPolicy",
     "DatasetSpec",
     "FetchResult",
     "RatingsData",

@@ -23,17 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from movierec.data.policies import (
-    DEFAULT_DUPLICATES,
-    DEFAULT_OUT_OF_SCALE,
-    DUPLICATE_POLICIES,
-    OUT_OF_SCALE_POLICIES,
-    REPORT_KEYS,
-    apply_scale,
-    check_declared_scale,
-    check_policy,
-    resolve_duplicates,
+from movierec.data.parsing import (
+    PARSER_FIELDS,
+    check_file,
+    check_text,
+    decode_error,
+    first_error_line,
+    guard,
 )
+from movierec.data.policies import DataPolicy, apply_policy
+from movierec.data.schema import RatingsData, id_column
 from movierec.errors import DataError
 
 NETFLIX_SCALE = (1.0, 5.0)
@@ -67,16 +66,8 @@ def find_netflix_folder(directory: Path) -> Path | None:
 def _parse_file(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """One ``combined_data`` file as ``item_id, user_id, rating, date`` (date as str) and the
     1-based line of each row."""
-    from movierec.data.readers import (
-        PARSER_FIELDS,
-        _check_file,
-        _check_text,
-        _decode_error,
-        _first_line,
-    )
-
-    _check_file(path)
-    _check_text(path)
+    check_file(path)
+    check_text(path)
     data = path.read_bytes()
     raw = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(raw == ord("\n"))
@@ -117,7 +108,7 @@ def _parse_file(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
             f"{path}: line {line} has more than 3 fields; the file should be {EXAMPLE}"
         ) from err
     except UnicodeDecodeError as err:
-        raise DataError(_decode_error(path, "utf-8", err)) from err
+        raise DataError(decode_error(path, "utf-8", err)) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path} has no data rows; it is empty") from err
     except pd.errors.ParserError as err:
@@ -126,9 +117,9 @@ def _parse_file(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
             raise DataError(
                 f"{path}: line {line} has {seen} fields, more than 3; the file should be {EXAMPLE}"
             ) from err
-        raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
+        raise DataError(f"cannot parse {path}: {first_error_line(err)}") from err
     except (ValueError, OSError) as err:
-        raise DataError(f"cannot parse {path}: {_first_line(err)}") from err
+        raise DataError(f"cannot parse {path}: {first_error_line(err)}") from err
     del data, raw
     n = len(frame)
     is_movie = np.zeros(n, dtype=bool)
@@ -203,9 +194,7 @@ def _seconds(dates: pd.Series, path: Path, lines: np.ndarray) -> np.ndarray:
 def read_movie_titles(path: Path) -> pd.DataFrame:
     """``movie_titles.csv`` as the items frame: ``item_id`` int64, ``title`` str, ``year``
     Int64 (<NA> for ``NULL``), ``genres`` ``""``."""
-    from movierec.data.readers import _check_file, _ids
-
-    _check_file(path)
+    check_file(path)
     lines = pd.Series(path.read_text(encoding="latin-1").splitlines(), dtype=str)
     lines = lines[lines.str.strip() != ""].reset_index(drop=True)
     parts = lines.str.split(",", n=2, expand=True).reindex(columns=[0, 1, 2])
@@ -217,7 +206,7 @@ def read_movie_titles(path: Path) -> pd.DataFrame:
         )
     return pd.DataFrame(
         {
-            "item_id": _ids(parts[0], "the movie ID", path, 0, integer=True).to_numpy(),
+            "item_id": id_column(parts[0], "the movie ID", path, 0, integer=True).to_numpy(),
             "title": parts[2].to_numpy(),
             "year": pd.to_numeric(parts[1], errors="coerce").astype("Int64").array,
             "genres": np.full(len(parts), ""),
@@ -228,23 +217,18 @@ def read_movie_titles(path: Path) -> pd.DataFrame:
 def read_netflix(
     directory: Path,
     *,
-    duplicates: str = DEFAULT_DUPLICATES,
-    rating_scale: tuple[float, float] | None = None,
-    out_of_scale: str = DEFAULT_OUT_OF_SCALE,
-):
+    policy: DataPolicy | None = None,
+) -> RatingsData:
     """Read a Netflix Prize folder: every ``combined_data_*.txt`` in number order.
 
     Args:
         directory: The folder holding ``combined_data_*.txt`` (and ``movie_titles.csv``), or a
             folder holding just that one.
-        duplicates: Repeated (user, item) pairs: ``"keep-last"`` (default), ``"mean"`` or
-            ``"error"``; see :mod:`movierec.data.policies`.
-        rating_scale: ``(min, max)`` overriding the layout's 1..5.
-        out_of_scale: Ratings outside the scale: ``"error"`` (default), ``"clip"`` or
-            ``"drop"``.
+        policy: Duplicates and the rating scale (default :class:`DataPolicy`); a declared
+            ``rating_scale`` overrides the layout's 1..5.
 
     Returns:
-        :class:`~movierec.data.readers.RatingsData` with layout ``"netflix"``: ratings in file
+        :class:`~movierec.data.schema.RatingsData` with layout ``"netflix"``: ratings in file
         order (movie by movie), items from ``movie_titles.csv`` (None without it), no users.
 
     Raises:
@@ -252,16 +236,12 @@ def read_netflix(
             a rating before the first movie line, a bad ID, rating or date), or a policy set to
             ``"error"`` applies.
     """
-    from movierec.data.readers import RatingsData, _guard
-
-    check_policy("duplicates", duplicates, DUPLICATE_POLICIES)
-    check_policy("out_of_scale", out_of_scale, OUT_OF_SCALE_POLICIES)
-    scale = check_declared_scale(rating_scale) or NETFLIX_SCALE
+    policy = policy if policy is not None else DataPolicy()
     folder = find_netflix_folder(Path(directory).expanduser())
     if folder is None:
         raise DataError(f"{directory} holds no combined_data_*.txt; pass the Netflix Prize folder")
     files = _data_files(folder)
-    with _guard(folder):
+    with guard(folder):
         parts, sources, line_of = [], [], []
         for number, path in enumerate(files):
             frame, lines = _parse_file(path)
@@ -287,12 +267,8 @@ def read_netflix(
             return f"line {int(line_at[row])} of {files[int(file_of[row])].name}"
 
         where = str(files[0]) if len(files) == 1 else f"{folder}/combined_data_*.txt"
-        report = dict.fromkeys(REPORT_KEYS, 0)
-        report["rows_read"] = len(ratings)
-        ratings, clipped, dropped = apply_scale(ratings, scale, out_of_scale, where, locate)
-        report["out_of_scale_clipped"], report["out_of_scale_dropped"] = clipped, dropped
-        ratings, report["duplicates_resolved"] = resolve_duplicates(
-            ratings, duplicates, where, locate
+        ratings, scale, report = apply_policy(
+            ratings, policy, where, locate, layout_scale=NETFLIX_SCALE
         )
         titles = folder / "movie_titles.csv"
         items = read_movie_titles(titles) if titles.is_file() else None

@@ -1,8 +1,9 @@
 """Policies for ratings that parse but need a decision: duplicates and out-of-scale ratings.
 
-The readers apply them after parsing, vectorised, in this order: the rating scale first (so a
-clipped rating is what a ``mean`` averages), then duplicates. Each returns the counts that go into
-:attr:`RatingsData.report <movierec.data.readers.RatingsData.report>`.
+A :class:`DataPolicy` holds the three choices; :func:`apply_policy` is the one step every reader
+runs after parsing, vectorised, in this order: the rating scale first (so a clipped rating is
+what a ``mean`` averages), then duplicates. It returns the counts that go into
+:attr:`RatingsData.report <movierec.data.schema.RatingsData.report>`.
 
 - Duplicate ``(user_id, item_id)`` pairs (:data:`DUPLICATE_POLICIES`, default
   :data:`DEFAULT_DUPLICATES`): ``keep-last`` keeps the last rating in file order (a re-rating
@@ -18,10 +19,13 @@ clipped rating is what a ``mean`` averages), then duplicates. Each returns the c
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +47,92 @@ REPORT_KEYS = ("rows_read", "duplicates_resolved", "out_of_scale_clipped", "out_
 Locate = Callable[[int], str]
 
 SCALE_HINT = "declare the scale with rating_scale=(min, max) (--rating-scale MIN,MAX)"
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    """What reading does with ratings that parse but need a decision; checked when made.
+
+    Attributes:
+        duplicates: Repeated (user, item) pairs: ``"keep-last"`` (default), ``"mean"`` or
+            ``"error"`` (:data:`DUPLICATE_POLICIES`).
+        rating_scale: The declared ``(min, max)``, as floats; None uses the layout's own scale
+            (MovieLens, Netflix) or infers it from the data (a generic file), which must then
+            make sense (:func:`check_inferred_scale`).
+        out_of_scale: Ratings outside the scale: ``"error"`` (default), ``"clip"`` or
+            ``"drop"`` (:data:`OUT_OF_SCALE_POLICIES`).
+
+    Raises:
+        DataError: A choice is not one of the allowed ones, or the scale makes no sense; before
+            any file is read.
+    """
+
+    duplicates: str = DEFAULT_DUPLICATES
+    rating_scale: tuple[float, float] | None = None
+    out_of_scale: str = DEFAULT_OUT_OF_SCALE
+
+    def __post_init__(self) -> None:
+        check_policy("duplicates", self.duplicates, DUPLICATE_POLICIES)
+        check_policy("out_of_scale", self.out_of_scale, OUT_OF_SCALE_POLICIES)
+        # A JSON list or a pair of ints becomes the float pair the readers compare against.
+        object.__setattr__(self, "rating_scale", check_declared_scale(self.rating_scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON-ready values (``rating_scale`` a list, or None)."""
+        scale = None if self.rating_scale is None else list(self.rating_scale)
+        return {
+            "duplicates": self.duplicates,
+            "rating_scale": scale,
+            "out_of_scale": self.out_of_scale,
+        }
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> DataPolicy:
+        """The policy of :meth:`to_dict`'s mapping; absent keys take their defaults.
+
+        Raises:
+            DataError: A key is not a policy field, or a value is refused as in the constructor.
+        """
+        known = [f.name for f in dataclasses.fields(cls)]
+        if unknown := sorted(set(mapping) - set(known)):
+            raise DataError(f"unknown data policy {unknown}; the policies are {', '.join(known)}")
+        return cls(**mapping)
+
+
+def apply_policy(
+    ratings: pd.DataFrame,
+    policy: DataPolicy,
+    source: str,
+    locate: Locate,
+    *,
+    layout_scale: tuple[float, float] | None = None,
+) -> tuple[pd.DataFrame, tuple[float, float], dict[str, int]]:
+    """The scale policy, then the duplicates policy, vectorised; their counts.
+
+    Args:
+        ratings: The canonical frame in file order, indexed by row number in the file.
+        policy: What to do.
+        source: The file (or files), for messages.
+        locate: Row number (in the file) -> where it is, for messages.
+        layout_scale: The layout's own scale, used when the policy declares none; with neither
+            the scale is inferred from the data (:func:`check_inferred_scale`).
+
+    Returns:
+        The ratings (a fresh RangeIndex), the rating scale, and the counts of
+        :data:`REPORT_KEYS`.
+    """
+    scale = policy.rating_scale or layout_scale
+    report = dict.fromkeys(REPORT_KEYS, 0)
+    report["rows_read"] = len(ratings)
+    if scale is None:
+        scale = check_inferred_scale(ratings["rating"].to_numpy(), source, locate)
+    else:
+        ratings, clipped, dropped = apply_scale(ratings, scale, policy.out_of_scale, source, locate)
+        report["out_of_scale_clipped"], report["out_of_scale_dropped"] = clipped, dropped
+    ratings, report["duplicates_resolved"] = resolve_duplicates(
+        ratings, policy.duplicates, source, locate
+    )
+    return ratings, scale, report
 
 
 def check_policy(name: str, value: str, allowed: tuple[str, ...]) -> None:

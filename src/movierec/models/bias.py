@@ -1,4 +1,11 @@
-"""User + item bias baseline: ``mu + b_u + b_i``, fitted in closed form (no gradient training)."""
+"""Biases: Koren's baseline ``r_ui ~ mu + b_u + b_i`` in closed form, and the model made of it.
+
+- :func:`fit_biases` / :class:`Biases`: the closed-form fit, by alternating regularised means: a
+  few vectorised passes that need no learning rate and cannot diverge. The bias baseline model,
+  the starting point of matrix factorisation, and the fallback for users or items a model never
+  saw all use this one function.
+- :class:`BiasModel` / :class:`BiasConfig`: the user + item bias baseline (no gradient training).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,57 @@ from dataclasses import dataclass
 import torch
 
 from movierec.models.base import RatingModel
-from movierec.models.biases import fit_biases
+
+
+@dataclass(frozen=True)
+class Biases:
+    """Global mean and per-user / per-item offsets (float32 ``[n_users]``, ``[n_items]``)."""
+
+    global_mean: float
+    user_bias: torch.Tensor
+    item_bias: torch.Tensor
+
+
+def fit_biases(
+    user_idx: torch.Tensor,
+    item_idx: torch.Tensor,
+    rating: torch.Tensor,
+    n_users: int,
+    n_items: int,
+    *,
+    reg_user: float = 15.0,
+    reg_item: float = 10.0,
+    iterations: int = 10,
+) -> Biases:
+    """Fit ``mu + b_u + b_i`` by alternating shrunken means.
+
+    Args:
+        user_idx: int64 ``[N]`` user indices.
+        item_idx: int64 ``[N]`` item indices.
+        rating: float ``[N]`` ratings.
+        n_users: Size of the user axis (users without ratings get bias 0).
+        n_items: Size of the item axis.
+        reg_user: Shrinkage of user biases toward 0, in pseudo-ratings.
+        reg_item: Shrinkage of item biases toward 0, in pseudo-ratings.
+        iterations: Alternating passes; 10 is well past convergence on MovieLens.
+    """
+    rating = rating.double()
+    mu = float(rating.mean()) if rating.numel() else 0.0
+    user_count = torch.bincount(user_idx, minlength=n_users).double()
+    item_count = torch.bincount(item_idx, minlength=n_items).double()
+    user_bias = torch.zeros(n_users, dtype=torch.float64)
+    item_bias = torch.zeros(n_items, dtype=torch.float64)
+    residual = rating - mu
+    for _ in range(iterations):
+        item_sum = torch.zeros(n_items, dtype=torch.float64).index_add_(
+            0, item_idx, residual - user_bias[user_idx]
+        )
+        item_bias = item_sum / (item_count + reg_item)
+        user_sum = torch.zeros(n_users, dtype=torch.float64).index_add_(
+            0, user_idx, residual - item_bias[item_idx]
+        )
+        user_bias = user_sum / (user_count + reg_user)
+    return Biases(mu, user_bias.float(), item_bias.float())
 
 
 @dataclass(frozen=True)

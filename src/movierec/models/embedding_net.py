@@ -26,7 +26,7 @@ from torch import nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 
 # Ranking objectives: sampled negatives per rated pair. First settings that train well on
 # ml-100k's stratified split; not yet tuned (that belongs to the rating-quality work).

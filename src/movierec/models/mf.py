@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from movierec.models.base import RatingModel
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 
 # Ranking objectives: more epochs and sampled negatives per rated pair. First settings that
 # train well on ml-100k's stratified split; not yet tuned on a validation carve-out.

@@ -20,7 +20,7 @@ from torch import nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
-from movierec.models.biases import fit_biases
+from movierec.models.bias import fit_biases
 from movierec.models.interactions import csr, gather_rows, resize_to_state
 from movierec.models.mf import RANKING_TRAIN
 

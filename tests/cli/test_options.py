@@ -4,6 +4,7 @@ import typer
 
 from movierec.cli import app
 from movierec.cli.options import load_options, run_options
+from movierec.models import MODELS
 
 
 def test_fast_flag_turns_on_the_measured_fast_path_and_precision_overrides_it():
@@ -62,3 +63,9 @@ def test_shared_options_are_declared_once():
         "keep-last",
         "Repeated (user, item) ratings: keep-last, mean or error. The count is reported.",
     )
+
+
+def test_model_help_names_every_registered_model():
+    [(command, (_, _, help_text, _))] = _declarations()["--model"]
+    assert command == "train"
+    assert help_text.rstrip(".").replace(" or ", ", ").split(", ") == list(MODELS)

@@ -10,9 +10,37 @@ Errors users can cause print one line (``error: ...``) on stderr and exit with c
 
 from __future__ import annotations
 
+import sys
+from difflib import get_close_matches
+from typing import Any
+
 import typer
+from typer.core import TyperCommand
 
 from movierec.cli import data, query, serve, train, tune
+
+# typer re-exports click's BadParameter; NoSuchOption lives beside it (in click, or in the copy of
+# click that newer typer releases vendor), so this finds it whichever typer is installed.
+_NoSuchOption = sys.modules[typer.BadParameter.__module__].NoSuchOption
+
+
+class _Command(TyperCommand):
+    """A command whose unknown-option error names the single closest option.
+
+    Click lists every near match in alphabetical order ("--dat (Possible options: --data, --fast,
+    --out)"); the closest one alone is what the user meant.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _NoSuchOption as exc:
+            if exc.possibilities:
+                closest = get_close_matches(exc.option_name, exc.possibilities, n=1, cutoff=0)
+                exc.message = f"{exc.message}. Did you mean {closest[0]}?"
+                exc.possibilities = None
+            raise
+
 
 app = typer.Typer(
     add_completion=False,
@@ -34,7 +62,7 @@ for _command in (
     tune.tune,
     tune.benchmark,
 ):
-    app.command()(_command)
+    app.command(cls=_Command)(_command)
 
 
 def main() -> None:

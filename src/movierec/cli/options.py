@@ -10,9 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from movierec.config import RunOptions
 from movierec.errors import ConfigError
+from movierec.models import MODELS
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
 
 DATA = typer.Option(..., "--data", help="A catalogue name (ml-100k), a directory or a file.")
 SPLIT = typer.Option(
@@ -35,8 +42,9 @@ RATING_SCALE = typer.Option(
 OUT_OF_SCALE = typer.Option(
     "error", "--out-of-scale", help="Ratings outside the scale: error, clip or drop."
 )
-MODEL = typer.Option(None, "--model", help="embedding-net, mf, bias, mean, ease or popularity.")
-TRAIN_CONFIG = typer.Option(None, "--config", help="TOML file with [model] and [train].")
+MODEL = typer.Option(None, "--model", help=f"{_one_of(list(MODELS))}.")
+# Rich would read [model] and [train] as markup and print nothing in their place.
+TRAIN_CONFIG = typer.Option(None, "--config", help=escape("TOML file with [model] and [train]."))
 K = typer.Option(10, "--k", "-k", help="How many items.")
 OBJECTIVE = typer.Option(
     None, "--objective", help="Training objective: rating (MSE, default), bpr or bce."

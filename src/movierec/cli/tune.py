@@ -19,7 +19,7 @@ def tune(
     data: str = DATA,
     split: str | None = SPLIT,
     config: Path = typer.Option(
-        ..., "--config", help="TOML file: base [model]/[train] plus a [search] table."
+        ..., "--config", help=escape("TOML file: base [model]/[train] plus a [search] table.")
     ),
     trials: int = typer.Option(20, "--trials", help="Trials to add to the study in this call."),
     study_dir: Path | None = typer.Option(

@@ -217,7 +217,7 @@ def train(
     out: Path | None = None,
     epochs: int | None = None,
     columns: Sequence[str] | None = None,
-    load_options: Mapping[str, Any] | None = None,
+    policy: DataPolicy | None = None,
     options: RunOptions | None = None,
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
@@ -235,7 +235,7 @@ def train(
         data=data if isinstance(data, str) else None,
         split=split,
         columns=tuple(columns) if columns else None,
-        policy=DataPolicy(**(load_options or {})),
+        policy=policy or DataPolicy(),
         k=k,
         relevance=relevance,
     )
@@ -274,7 +274,7 @@ def compare_models(
     split: str | None = None,
     out: Path | None = None,
     columns: Sequence[str] | None = None,
-    load_options: Mapping[str, Any] | None = None,
+    policy: DataPolicy | None = None,
     options: RunOptions | None = None,
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
@@ -292,7 +292,7 @@ def compare_models(
         data=data if isinstance(data, str) else None,
         split=split,
         columns=tuple(columns) if columns else None,
-        policy=DataPolicy(**(load_options or {})),
+        policy=policy or DataPolicy(),
         k=k,
         relevance=relevance,
     )
@@ -325,7 +325,7 @@ def evaluate_run(
     *,
     split: str | None = None,
     columns: Sequence[str] | None = None,
-    load_options: Mapping[str, Any] | None = None,
+    policy: DataPolicy | None = None,
     seed: int | None = None,
     k: int = 10,
     relevance: float | str | None = "default",
@@ -337,7 +337,7 @@ def evaluate_run(
     dataset = (
         data
         if isinstance(data, RatingsData)
-        else load_data(data, columns=columns, policy=DataPolicy(**(load_options or {})))
+        else load_data(data, columns=columns, policy=policy or DataPolicy())
     )
     seed = int(run.get("seed", 0)) if seed is None else seed
     chosen = make_split(

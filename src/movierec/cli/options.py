@@ -1,0 +1,149 @@
+"""Every option shared by several commands, declared once, and the parsers of their values.
+
+A command takes ``seed: int = SEED``; what a flag is called, its default and its help live here
+alone, so two commands cannot drift apart. The parsers turn the flags' text into the arguments
+of :mod:`movierec.experiment` (columns, data policies, objective, relevance, run options).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from movierec.config import RunOptions
+from movierec.data.policies import DataPolicy
+from movierec.errors import ConfigError
+from movierec.models import MODELS
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
+DATA = typer.Option(..., "--data", help="A catalogue name (ml-100k), a directory or a file.")
+SPLIT = typer.Option(
+    None,
+    "--split",
+    help="u1..u5 (ml-100k), random[:F], temporal[:F], leave-last[:K], stratified[:F] "
+    "(per user; F default 0.25).",
+)
+COLUMNS = typer.Option(
+    None, "--columns", help="Column names of a ratings file: user,item,rating[,timestamp]."
+)
+DUPLICATES = typer.Option(
+    "keep-last",
+    "--duplicates",
+    help="Repeated (user, item) ratings: keep-last, mean or error. The count is reported.",
+)
+RATING_SCALE = typer.Option(
+    None, "--rating-scale", help="Declared rating scale MIN,MAX (default: the dataset's own)."
+)
+OUT_OF_SCALE = typer.Option(
+    "error", "--out-of-scale", help="Ratings outside the scale: error, clip or drop."
+)
+MODEL = typer.Option(None, "--model", help=f"{_one_of(list(MODELS))}.")
+# Rich would read [model] and [train] as markup and print nothing in their place.
+TRAIN_CONFIG = typer.Option(None, "--config", help=escape("TOML file with [model] and [train]."))
+K = typer.Option(10, "--k", "-k", help="How many items.")
+OBJECTIVE = typer.Option(
+    None, "--objective", help="Training objective: rating (MSE, default), bpr or bce."
+)
+NEGATIVES = typer.Option(
+    None, "--negatives", help="Sampled negatives per rated pair (bpr/bce; model default)."
+)
+NEGATIVE_SAMPLING = typer.Option(
+    None, "--negative-sampling", help="uniform or popularity (bpr/bce; default uniform)."
+)
+RELEVANCE = typer.Option(
+    None,
+    "--relevance",
+    help="Which test items are relevant for ranking metrics: any, or >=R (e.g. >=4). "
+    "Default: any for the stratified split, >=4 otherwise.",
+)
+SEED = typer.Option(0, "--seed", help="Seed for the split, initialisation, shuffling, dropout.")
+DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")
+THREADS = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores).")
+JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+PRECISION = typer.Option(
+    None,
+    "--precision",
+    help="fp32 (default), bf16, or auto (bf16 where the CPU/GPU has native bf16 matrix units).",
+)
+FAST = typer.Option(
+    False,
+    "--fast",
+    help="The fast training path: --precision auto, fused Adam, cheap dropout masks "
+    "(same accuracy within 0.003 on u1; docs/performance.md).",
+)
+COMPILE = typer.Option(
+    False, "--compile", help="torch.compile the training step (pays on GPUs, not on small CPUs)."
+)
+RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.")
+
+
+def run_options(
+    seed: int,
+    device: str,
+    threads: int | None,
+    quiet: bool,
+    *,
+    precision: str | None = None,
+    fast: bool = False,
+    compile_step: bool = False,
+) -> RunOptions:
+    """Run options; ``fast`` is the measured fast path (bf16 where native, fused Adam, cheap
+    dropout: docs/performance.md), ``precision`` overrides its precision."""
+    return RunOptions(
+        seed=seed,
+        device=device,
+        threads=threads,
+        progress=not quiet,
+        precision=precision or ("auto" if fast else "fp32"),
+        compile=compile_step,
+        fused_adam=fast,
+        fast_dropout=fast,
+    )
+
+
+def data_policy(duplicates: str, rating_scale: str | None, out_of_scale: str) -> DataPolicy:
+    """The data policy flags as one :class:`movierec.data.DataPolicy`, checked before any read.
+
+    The one place that knows their shape: every command that reads ratings passes this on.
+    """
+    scale = None
+    if rating_scale is not None:
+        try:
+            low, high = (float(part) for part in rating_scale.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--rating-scale takes MIN,MAX (two numbers, e.g. 1,5), got {rating_scale!r}"
+            ) from None
+        scale = (low, high)
+    return DataPolicy(duplicates=duplicates, rating_scale=scale, out_of_scale=out_of_scale)
+
+
+def train_options(
+    objective: str | None, negatives: int | None, sampling: str | None
+) -> dict[str, Any]:
+    """The objective flags, as the ``train_options`` overrides of :mod:`movierec.experiment`."""
+    return {"objective": objective, "negatives": negatives, "negative_sampling": sampling}
+
+
+def columns(text: str | None) -> list[str] | None:
+    """``user,item,rating`` -> the column names a ratings file's reader takes; None: detect."""
+    return [c.strip() for c in text.split(",")] if text else None
+
+
+def names(text: str | None) -> list[str]:
+    """A comma-separated list of names, blanks left out."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def relevance(text: str | None) -> float | str | None:
+    """``any`` or ``>=R`` -> what the ranking metrics count as relevant (None: the default)."""
+    from movierec.evaluation import parse_relevance
+
+    return parse_relevance(text)

@@ -1,0 +1,132 @@
+"""What the commands print: one-line errors, JSON documents and Rich tables.
+
+Errors users can cause print one line (``error: ...``) on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from movierec.errors import MovieRecError, TrainingInterrupted
+
+# Tables stay readable when piped or captured (no terminal to measure): assume a wide one.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """Turn the project's own errors into one clear line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            err.print(f"interrupted: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(130) from None
+        except MovieRecError as exc:
+            # escape: messages name TOML tables ([search]) that Rich would take for markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was written", highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    """One JSON document on stdout (``--json``); values JSON cannot hold print as text."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def fmt(value: Any) -> str:
+    """A table cell: ``-`` for nothing, four decimals for small floats, thousands for big."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
+    """Models side by side: rating error, ranking quality, cost."""
+    columns = [
+        ("model", "model"),
+        ("rmse", "RMSE"),
+        ("mae", "MAE"),
+        (f"precision@{k}", f"P@{k}"),
+        (f"recall@{k}", f"R@{k}"),
+        (f"ndcg@{k}", f"NDCG@{k}"),
+        (f"map@{k}", f"MAP@{k}"),
+        ("coverage", "coverage"),
+        ("epochs", "epochs"),
+        ("train_seconds", "train s"),
+        ("ratings_per_second", "ratings/s"),
+    ]
+    table = Table(title=title)
+    for _, header in columns:
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for row in rows:
+        shown = dict(row)
+        # Closed-form models take no optimiser steps: no throughput to show.
+        shown["ratings_per_second"] = row.get("ratings_per_second") or None
+        if isinstance(row.get("train_seconds"), float):
+            shown["train_seconds"] = f"{row['train_seconds']:.2f}"
+        table.add_row(*(fmt(shown.get(key)) for key, _ in columns))
+    return table
+
+
+def print_items(rows: list[dict[str, Any]], as_json: bool, title: str, score: str) -> None:
+    """A ranked list of movies (recommend, similar): JSON rows or a table with titles."""
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=title)
+    for header in ("#", "item", "title", "genres", score):
+        table.add_column(header, justify="right" if header in ("#", score) else "left")
+    for rank, row in enumerate(rows, 1):
+        table.add_row(
+            str(rank),
+            str(row["item"]),
+            row["title"],
+            row["genres"].replace("|", ", "),
+            f"{row['score']:.3f}",
+        )
+    out.print(table)
+
+
+def benchmark_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One line per model: RMSE and MAE mean +- sd, train seconds, parameters, config file."""
+    table = Table(title=title)
+    for header in ("model", "config", "runs", "RMSE", "MAE", "train s", "params"):
+        table.add_column(header, justify="left" if header in ("model", "config") else "right")
+    for row in rows:
+        name = f"surprise {row['model']}" if row["source"] == "surprise" else row["model"]
+        table.add_row(
+            name,
+            row["config"] or ("defaults" if row["source"] == "movierec" else "-"),
+            str(row["runs"]),
+            _pm(row["rmse_mean"], row["rmse_sd"]),
+            _pm(row["mae_mean"], row["mae_sd"]),
+            _pm(row["train_seconds_mean"], row["train_seconds_sd"], 1),
+            f"{row['parameters']:,}" if row["parameters"] is not None else "-",
+        )
+    return table
+
+
+def _pm(mean: float | None, sd: float | None, digits: int = 4) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")

@@ -1,0 +1,224 @@
+"""Training and evaluation: ``train`` one model, ``compare`` several, ``evaluate`` a saved run."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from movierec.cli import options
+from movierec.cli.options import (
+    COLUMNS,
+    COMPILE,
+    DATA,
+    DEVICE,
+    DUPLICATES,
+    FAST,
+    JSON,
+    MODEL,
+    NEGATIVE_SAMPLING,
+    NEGATIVES,
+    OBJECTIVE,
+    OUT_OF_SCALE,
+    PRECISION,
+    QUIET,
+    RATING_SCALE,
+    RELEVANCE,
+    RUN_DIR,
+    SEED,
+    SPLIT,
+    THREADS,
+    TRAIN_CONFIG,
+    K,
+)
+from movierec.cli.output import metrics_table, out, print_json, user_errors
+from movierec.errors import ConfigError
+
+
+@user_errors
+def train(
+    data: str | None = typer.Option(
+        None, "--data", help="A catalogue name (ml-100k), a directory or a file."
+    ),
+    split: str | None = SPLIT,
+    model: str | None = MODEL,
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory to write."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
+    ),
+    config: Path | None = TRAIN_CONFIG,
+    columns: str | None = COLUMNS,
+    duplicates: str = DUPLICATES,
+    rating_scale: str | None = RATING_SCALE,
+    out_of_scale: str = OUT_OF_SCALE,
+    k: int = K,
+    objective: str | None = OBJECTIVE,
+    negatives: int | None = NEGATIVES,
+    negative_sampling: str | None = NEGATIVE_SAMPLING,
+    relevance: str | None = RELEVANCE,
+    seed: int = SEED,
+    device: str = DEVICE,
+    threads: int | None = THREADS,
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+    precision: str | None = PRECISION,
+    fast: bool = FAST,
+    compile_step: bool = COMPILE,
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue the interrupted run in this directory from its last checkpoint "
+        "(its data, split, model and seed come from the checkpoint).",
+    ),
+    checkpoint_minutes: float = typer.Option(
+        10.0, "--checkpoint-minutes", help="Checkpoint within an epoch this often (with --out)."
+    ),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Train data-parallel on N local processes (re-runs this command under torchrun).",
+    ),
+) -> None:
+    """Train one model, evaluate it on the test split, and save the run.
+
+    With --out, a checkpoint is written after every epoch (and every --checkpoint-minutes);
+    Ctrl-C or SIGTERM stops after writing one, and --resume continues from it.
+    Under torchrun (or with --nproc N) it trains data-parallel; rank 0 evaluates and saves.
+    """
+    from movierec import distributed
+    from movierec.experiment import resume_training
+    from movierec.experiment import train as train_run
+
+    if nproc is not None:
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+        if distributed.world().distributed:
+            raise ConfigError("--nproc is for a plain run; under torchrun, leave it out")
+        argv = distributed.without_option(sys.argv[1:], "--nproc")
+        raise typer.Exit(distributed.launch(nproc, argv))
+    if resume is not None:
+        run = resume_training(resume, progress=not (quiet or as_json))
+        _print_train(run.metrics, k, as_json, resume)
+        return
+    if data is None:
+        raise ConfigError("--data is required (a catalogue name, a directory or a file)")
+    if checkpoint_minutes <= 0:
+        raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
+    run_options = options.run_options(
+        seed,
+        device,
+        threads,
+        quiet or as_json,
+        precision=precision,
+        fast=fast,
+        compile_step=compile_step,
+    )
+    run = train_run(
+        data,
+        split=split,
+        model=model,
+        config_path=config,
+        out=out_dir,
+        epochs=epochs,
+        columns=options.columns(columns),
+        policy=options.data_policy(duplicates, rating_scale, out_of_scale),
+        options=dataclasses.replace(run_options, checkpoint_minutes=checkpoint_minutes),
+        k=k,
+        train_options=options.train_options(objective, negatives, negative_sampling),
+        relevance=options.relevance(relevance),
+    )
+    _print_train(run.metrics, k, as_json, out_dir)
+
+
+def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path | None) -> None:
+    from movierec.distributed import is_main
+
+    if not is_main():
+        return  # under torchrun, rank 0 speaks for the job
+    if as_json:
+        print_json(metrics)
+        return
+    title = f"{metrics['dataset']} / split {metrics['split']} (test set)"
+    out.print(metrics_table([metrics], k, title))
+    if out_dir is not None:
+        out.print(f"run saved to {out_dir}", highlight=False)
+
+
+@user_errors
+def compare(
+    data: str = DATA,
+    split: str | None = SPLIT,
+    models: str = typer.Option("embedding-net,mf,bias,mean", "--models", help="Comma-separated."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
+    columns: str | None = COLUMNS,
+    duplicates: str = DUPLICATES,
+    rating_scale: str | None = RATING_SCALE,
+    out_of_scale: str = OUT_OF_SCALE,
+    k: int = K,
+    objective: str | None = OBJECTIVE,
+    negatives: int | None = NEGATIVES,
+    negative_sampling: str | None = NEGATIVE_SAMPLING,
+    relevance: str | None = RELEVANCE,
+    seed: int = SEED,
+    device: str = DEVICE,
+    threads: int | None = THREADS,
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Train several models on the same split and print their metrics side by side."""
+    from movierec.experiment import compare_models
+
+    runs = compare_models(
+        data,
+        options.names(models),
+        split=split,
+        out=out_dir,
+        columns=options.columns(columns),
+        policy=options.data_policy(duplicates, rating_scale, out_of_scale),
+        options=options.run_options(seed, device, threads, quiet or as_json),
+        k=k,
+        train_options=options.train_options(objective, negatives, negative_sampling),
+        relevance=options.relevance(relevance),
+    )
+    rows = [run.metrics for run in runs]
+    if as_json:
+        print_json(rows)
+        return
+    first = rows[0]
+    out.print(metrics_table(rows, k, f"{first['dataset']} / split {first['split']} (test set)"))
+
+
+@user_errors
+def evaluate(
+    run_dir: Path = RUN_DIR,
+    data: str = DATA,
+    split: str | None = SPLIT,
+    columns: str | None = COLUMNS,
+    duplicates: str = DUPLICATES,
+    rating_scale: str | None = RATING_SCALE,
+    out_of_scale: str = OUT_OF_SCALE,
+    k: int = K,
+    seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
+    relevance: str | None = RELEVANCE,
+    as_json: bool = JSON,
+) -> None:
+    """Evaluate a saved run on a dataset's test split."""
+    from movierec.experiment import evaluate_run
+
+    metrics = evaluate_run(
+        run_dir,
+        data,
+        split=split,
+        columns=options.columns(columns),
+        policy=options.data_policy(duplicates, rating_scale, out_of_scale),
+        seed=seed,
+        k=k,
+        relevance=options.relevance(relevance),
+    )
+    if as_json:
+        print_json(metrics)
+        return
+    out.print(metrics_table([metrics], k, f"{metrics['dataset']} / split {metrics['split']}"))

@@ -1,0 +1,124 @@
+"""train, compare and evaluate: JSON outputs, and every user error as one line with exit code 2."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from movierec.cli import app
+from movierec.data.synthetic import synthetic_ratings
+from tests.cli.invoke import fails_cleanly, runner
+
+
+def test_train_json_on_a_ratings_file_has_the_documented_keys(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in (
+        "model",
+        "rmse",
+        "mae",
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "train_seconds",
+        "epochs",
+        "ratings_per_second",
+    ):
+        assert key in metrics
+    assert metrics["split"] == "random:0.2"
+    assert (tmp_path / "r" / "learning_curve.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "history.csv").read_text().startswith("epoch,")
+    evaluated = runner.invoke(
+        app, ["evaluate", str(tmp_path / "r"), "--data", str(ratings_file), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["rmse"] == pytest.approx(metrics["rmse"], abs=1e-6)
+
+
+def test_unknown_dataset_name():
+    fails_cleanly(["train", "--data", "ml-7m"], "ml-7m")
+
+
+def test_unknown_model(ratings_file):
+    fails_cleanly(["train", "--data", str(ratings_file), "--model", "svd"], "unknown model 'svd'")
+
+
+def test_bad_split(ratings_file):
+    fails_cleanly(["train", "--data", str(ratings_file), "--split", "u1"], "canonical fold")
+
+
+def test_bad_config_file(ratings_file, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[train]\nlearning_rate = 3\n")
+    fails_cleanly(
+        ["train", "--data", str(ratings_file), "--config", str(config)], "unknown training option"
+    )
+
+
+def test_train_stratified_bpr_json_has_the_ranking_keys(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2"]
+    args += ["--split", "stratified", "--objective", "bpr", "--out", str(tmp_path / "b")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in ("precision@10", "recall@10", "ndcg@10", "map@10", "coverage", "novelty"):
+        assert isinstance(metrics[key], float)
+    assert metrics["relevance"] == "any rated test item"
+    assert metrics["objective"] == "bpr" and metrics["rmse"] is None
+    assert metrics["split"] == "stratified:0.25"
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["objective"] == "bpr"
+    assert "valid_ndcg" in (tmp_path / "b" / "history.csv").read_text().splitlines()[0]
+    recommended = runner.invoke(app, ["recommend", str(tmp_path / "b"), "--user", "1", "--json"])
+    assert recommended.exit_code == 0, recommended.output
+    fails_cleanly(["predict", str(tmp_path / "b"), "--user", "1", "--item", "2"], "not ratings")
+    evaluated = runner.invoke(
+        app,
+        ["evaluate", str(tmp_path / "b"), "--data", str(ratings_file), "--relevance", ">=4"],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_relevance_option_is_reported(ratings_file):
+    args = ["train", "--data", str(ratings_file), "--model", "popularity", "--json"]
+    result = runner.invoke(app, [*args, "--relevance", "any"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["relevance"] == "any rated test item"
+    result = runner.invoke(app, ["train", "--data", str(ratings_file), "--model", "bias", "--json"])
+    assert json.loads(result.stdout)["relevance"] == "rated >= 4"
+    fails_cleanly([*args, "--relevance", "some"], "unknown relevance")
+    fails_cleanly(
+        ["train", "--data", str(ratings_file), "--model", "bias", "--objective", "bpr"],
+        "closed form",
+    )
+
+
+def test_data_policies_reach_the_reader_and_are_reported(tmp_path):
+    path = tmp_path / "dupes.csv"
+    frame = synthetic_ratings(40, 30, 800, seed=9)
+    repeated = frame.iloc[:5].assign(rating=5.0)
+    frame = pd.concat([frame, repeated], ignore_index=True)
+    frame.loc[0, "rating"] = 7.0  # outside the declared 1..5 scale: clipped below
+    frame.to_csv(path, index=False)
+    args = ["train", "--data", str(path), "--model", "bias", "--json"]
+    result = runner.invoke(app, [*args, "--rating-scale", "1,5", "--out-of-scale", "clip"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["data_report"]
+    assert report["duplicates_resolved"] == 5
+    assert report["out_of_scale_clipped"] == 1
+    fails_cleanly([*args, "--rating-scale", "1,5"], "outside")
+    fails_cleanly([*args, "--duplicates", "error", "--out-of-scale", "clip", "--rating-scale",
+                   "1,5"], "duplicate")  # fmt: skip
+    fails_cleanly([*args, "--rating-scale", "five"], "--rating-scale takes MIN,MAX")
+
+
+def test_train_fast_trains_and_a_bad_precision_is_one_line_and_exit_2(ratings_file):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "2", "--json"]
+    fast, plain = runner.invoke(app, [*args, "--fast"]), runner.invoke(app, args)
+    assert fast.exit_code == 0 and plain.exit_code == 0, fast.output + plain.output
+    # Same seed and split: bf16 products and cheap dropout masks barely move the test RMSE.
+    rmse_fast, rmse_plain = (json.loads(r.stdout)["rmse"] for r in (fast, plain))
+    assert rmse_fast == pytest.approx(rmse_plain, abs=0.02)
+    fails_cleanly([*args, "--precision", "fp64"], "precision must be one of fp32, bf16, auto")

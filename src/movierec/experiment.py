@@ -191,7 +191,8 @@ def train_model(
         fallback,
         prepared.seen,
         prepared.data.items,
-        {
+        objective=objective,
+        info={
             "model": spec.name,
             "dataset": prepared.data.name,
             "split": prepared.split.name,

@@ -2,9 +2,9 @@
 
 Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts.
 
-Ratings or scores: a run trained with the ``rating`` objective by a model that predicts ratings
-(``info["objective"]`` absent or ``"rating"``) predicts ratings, clipped to the rating scale, and
-:meth:`Recommender.top_n` scores are predicted ratings. A run trained with ``bpr`` or ``bce``, or
+Ratings or scores: a run trained with the ``rating`` objective (the constructor's
+``objective``, ``"rating"`` by default) by a model that predicts ratings predicts ratings,
+clipped to the rating scale, and :meth:`Recommender.top_n` scores are predicted ratings. A run trained with ``bpr`` or ``bce``, or
 a ranking-only model (``ease``, ``popularity``), produces scores that only order items:
 :meth:`top_n` returns them raw (unclipped, labelled ``score``) and :meth:`Recommender.predict`
 raises :class:`MovieRecError` saying the run predicts scores, not ratings
@@ -33,6 +33,7 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.biases import Biases
+from movierec.objectives import OBJECTIVES
 
 SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
 
@@ -59,7 +60,12 @@ class Recommender:
         fallback: Bias baseline for IDs the model never saw.
         seen: Items each user rated in training (excluded from recommendations).
         items: Optional metadata frame with ``item_id``, ``title``, ``genres``.
-        info: Free-form run facts (model name, dataset, split, ...), kept for display.
+        objective: The objective the model was trained with (one of
+            :data:`movierec.objectives.OBJECTIVES`); it decides whether outputs are ratings.
+        info: Free-form run facts (model name, dataset, split, ...), kept for display only.
+
+    Raises:
+        ConfigError: An unknown objective.
     """
 
     def __init__(
@@ -69,8 +75,15 @@ class Recommender:
         fallback: Biases,
         seen: SeenItems,
         items: pd.DataFrame | None = None,
+        *,
+        objective: str = "rating",
         info: dict[str, Any] | None = None,
     ):
+        if objective not in OBJECTIVES:
+            raise ConfigError(
+                f"objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})"
+            )
+        self.objective = objective
         self.model = model.cpu().eval()
         self.encoder = encoder
         self.fallback = fallback
@@ -99,11 +112,6 @@ class Recommender:
     @property
     def rating_scale(self) -> tuple[float, float]:
         return self.model.rating_scale
-
-    @property
-    def objective(self) -> str:
-        """The training objective of the run (``rating`` when the run does not say)."""
-        return str(self.info.get("objective") or "rating")
 
     @property
     def predicts_ratings(self) -> bool:

@@ -18,7 +18,9 @@ from movierec.recommend import Recommender
 from movierec.training import fit
 
 
-def recommender_for(name: str, ratings: pd.DataFrame, info=None, **options) -> Recommender:
+def recommender_for(
+    name: str, ratings: pd.DataFrame, objective: str = "rating", **options
+) -> Recommender:
     encoder = IdEncoder.fit(ratings)
     tensors = RatingTensors.from_frame(ratings, encoder)
     model = build_model(name, encoder.n_users, encoder.n_items, (1.0, 5.0), options or None)
@@ -27,7 +29,7 @@ def recommender_for(name: str, ratings: pd.DataFrame, info=None, **options) -> R
         tensors.user_idx, tensors.item_idx, tensors.rating, encoder.n_users, encoder.n_items
     )
     seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
-    return Recommender(model, encoder, biases, seen, None, {"model": name, **(info or {})})
+    return Recommender(model, encoder, biases, seen, objective=objective, info={"model": name})
 
 
 def test_popularity_ranks_the_most_rated_items_first():
@@ -92,7 +94,7 @@ def test_ranking_runs_refuse_rating_predictions_and_do_not_clip():
     assert not rec.predicts_ratings
     with pytest.raises(MovieRecError, match="ranking scores, not ratings"):
         rec.predict([1], [1])
-    bpr = recommender_for("mf", ratings, info={"objective": "bpr"})
+    bpr = recommender_for("mf", ratings, objective="bpr")
     with pytest.raises(MovieRecError, match="--objective bpr"):
         bpr.predict([1], [1])
     scores = bpr.top_indices(torch.arange(30), 20)[1]

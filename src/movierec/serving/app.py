@@ -10,7 +10,8 @@ input is a 4xx with an :class:`ErrorBody` that says what is wrong; any other fai
 with its traceback and answered with a generic 500, never the trace.
 
 The model is frozen while it is served, so what a known user's top-k depends on is computed once
-at load: the whole score matrix ``[n_users, n_items]`` (when it fits ``score_budget`` bytes; 6 MiB
+at load by the recommender (:meth:`Recommender.precompute_scores`): the whole score matrix
+``[n_users, n_items]`` (when it fits ``score_budget`` bytes; 6 MiB
 for MovieLens 100K). ``GET /users/{id}/recommendations`` then takes the user's row, masks the items
 they rated and runs ``topk``, in microseconds, on the event loop. A run too large for the budget
 is scored per request in FastAPI's threadpool instead (torch releases the GIL while it computes).
@@ -115,10 +116,7 @@ class LoadedRun:
     folded_titles: np.ndarray  # str_ [n_items], casefolded, for the title search
     raw_items: list[Any]  # plain Python raw IDs in index order
     raw_users: list[Any]  # plain Python raw IDs in index order
-    user_lookup: dict[str, int]  # str(raw user ID) -> index: a URL's ID without pandas
-    seen_from: list[int]  # recommender.seen.indptr as ints: seen items of u are [u]..[u+1]
     has_vectors: bool
-    scores: torch.Tensor | None  # float32 [n_users, n_items], clamped; None: score per request
 
     @property
     def model_name(self) -> str:
@@ -132,34 +130,18 @@ class LoadedRun:
         }
 
     def top_k(self, user: int, k: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
-        """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them.
-
-        From the precomputed score row when there is one (a masked ``topk``: microseconds),
-        else scored now through :meth:`Recommender.top_indices` (milliseconds).
-        """
+        """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them
+        (from the recommender's precomputed scores when they fitted the budget)."""
         rec = self.recommender
-        if self.scores is None:
-            found, scores = rec.top_indices(
-                torch.tensor([user]), k, rec.seen if exclude_seen else None
-            )
-            found, scores = found[0], scores[0]
-        else:
-            row = self.scores[user]
-            if exclude_seen:
-                seen = rec.seen.indices[self.seen_from[user] : self.seen_from[user + 1]]
-                row = row.index_fill(0, seen, float("-inf"))
-            top = torch.topk(row, min(k, row.shape[0]))
-            found, scores = top.indices, top.values
+        found, scores = rec.top_indices(torch.tensor([user]), k, rec.seen if exclude_seen else None)
+        found, scores = found[0], scores[0]
         # Drop the slots a user who rated nearly everything could not fill (scored -inf).
         kept = [(i, s) for i, s in zip(found.tolist(), scores.tolist(), strict=True) if isfinite(s)]
         return [i for i, _ in kept], [s for _, s in kept]
 
     def user_index(self, raw: str) -> int:
-        found = self.user_lookup.get(raw)
-        if found is not None:
-            return found
-        try:  # the encoder's rules for anything else ("0196" is user 196), or UnknownIdError
-            return self.recommender.encoder.user_index(raw)
+        try:
+            return self.recommender.user_index(raw)
         except UnknownIdError as exc:
             raise ApiError(404, "unknown_user", str(exc), id=raw) from None
 
@@ -203,10 +185,11 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
     with torch.inference_mode():
         # Warm the recommender's caches now so no request pays for them (or races to fill them).
         recommender.top_indices(torch.tensor([0]), 1)
+        recommender.user_index(raw_users[0])
         has_vectors = recommender.model.item_vectors() is not None
         if has_vectors and encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)
-    fits = 4 * encoder.n_users * encoder.n_items <= score_budget
+        recommender.precompute_scores(score_budget)
     return LoadedRun(
         recommender=recommender,
         run=run,
@@ -217,29 +200,8 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         folded_titles=folded,
         raw_items=raw_items,
         raw_users=raw_users,
-        user_lookup={str(raw): idx for idx, raw in enumerate(raw_users)},
-        seen_from=recommender.seen.indptr.tolist(),
         has_vectors=has_vectors,
-        scores=score_matrix(recommender) if fits else None,
     )
-
-
-@torch.inference_mode()
-def score_matrix(recommender: Recommender) -> torch.Tensor:
-    """Every known user's score for every item, exactly as :meth:`Recommender.top_n` scores them.
-
-    One user at a time, as ``top_n`` does: a batch of one takes another matmul path than a batch
-    of many (the user half of the first layer), and its last bits differ, so batched rows would
-    rank near-ties differently from ``top_n``. The work is the same either way, since the item
-    half is shared; ML-100K's net takes about 4 s on 2 idle cores.
-
-    Returns:
-        float32 ``[n_users, n_items]``: ratings clamped to the scale, or raw ranking scores.
-    """
-    out = torch.empty(recommender.encoder.n_users, recommender.model.n_items)
-    for user in range(out.shape[0]):
-        out[user] = recommender.score_users(torch.tensor([user]))[0]
-    return out
 
 
 def _missing(value: Any) -> bool:
@@ -528,7 +490,9 @@ def create_app(
     ) -> Response:
         served = holder.current  # this request uses this model to the end, even across a reload
         user = served.user_index(user_id)
-        if served.scores is None:  # milliseconds of torch: off the event loop, GIL released
+        if (
+            served.recommender.precomputed_scores is None
+        ):  # milliseconds of torch: off the event loop, GIL released
             items, scores = await run_in_threadpool(served.top_k, user, k, exclude_seen)
         else:  # microseconds: a threadpool hop would cost more than the work
             items, scores = served.top_k(user, k, exclude_seen)

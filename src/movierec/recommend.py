@@ -97,6 +97,7 @@ class Recommender:
         self._unit_items: torch.Tensor | None = None
         self._item_side_cache: torch.Tensor | None = None
         self._scores: torch.Tensor | None = None
+        self._seen_from: list[int] = []  # seen.indptr as ints, with the scores: [u]..[u+1]
         self._user_lookup: dict[str, int] | None = None
 
     def _align_metadata(self, items: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +234,7 @@ class Recommender:
         item_side = self.item_side()
         for user in range(n_users):
             scores[user] = self._score(torch.tensor([user]), item_side)[0]
-        self._scores = scores
+        self._scores, self._seen_from = scores, self.seen.indptr.tolist()
         return True
 
     @property
@@ -279,6 +280,28 @@ class Recommender:
             return empty.long(), empty
         return torch.cat(items_out), torch.cat(scores_out)
 
+    def top_for_user(
+        self, user: int, k: int, *, exclude_seen: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One user's top-``k`` ``(item_idx [k], score [k])``, best first, as :meth:`top_n` ranks.
+
+        With :meth:`precompute_scores` this is the stored row, its seen items masked, and one
+        ``topk``: microseconds, cheap enough for serving's event loop (no grad mode to enter:
+        the stored scores carry no graph). Otherwise one row of :meth:`top_indices`. Slots a
+        user who rated nearly everything could not fill score ``-inf``.
+        """
+        if self._scores is None:
+            found, scores = self.top_indices(
+                torch.tensor([user]), k, self.seen if exclude_seen else None
+            )
+            return found[0], scores[0]
+        row = self._scores[user]
+        if exclude_seen:
+            seen = self.seen.indices[self._seen_from[user] : self._seen_from[user + 1]]
+            row = row.index_fill(0, seen, float("-inf"))
+        top = torch.topk(row, min(k, row.shape[0]))
+        return top.indices, top.values
+
     def item_side(self) -> torch.Tensor | None:
         """The user-independent part of scoring, computed once: the model is frozen here."""
         if self._item_side_cache is None:
@@ -303,10 +326,8 @@ class Recommender:
         scores, for runs that do not predict ratings)."""
         _check_k(k)
         user = self.encoder.user_index(user_id)
-        items, scores = self.top_indices(
-            torch.tensor([user]), k, self.seen if exclude_seen else None
-        )
-        return self._as_recommendations(items[0], scores[0])
+        items, scores = self.top_for_user(user, k, exclude_seen=exclude_seen)
+        return self._as_recommendations(items, scores)
 
     @torch.inference_mode()
     def similar_items(self, item_id: Any, k: int = 10) -> list[Recommendation]:

@@ -132,9 +132,7 @@ class LoadedRun:
     def top_k(self, user: int, k: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
         """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them
         (from the recommender's precomputed scores when they fitted the budget)."""
-        rec = self.recommender
-        found, scores = rec.top_indices(torch.tensor([user]), k, rec.seen if exclude_seen else None)
-        found, scores = found[0], scores[0]
+        found, scores = self.recommender.top_for_user(user, k, exclude_seen=exclude_seen)
         # Drop the slots a user who rated nearly everything could not fill (scored -inf).
         kept = [(i, s) for i, s in zip(found.tolist(), scores.tolist(), strict=True) if isfinite(s)]
         return [i for i, _ in kept], [s for _, s in kept]

@@ -13,13 +13,16 @@ the caller leaves the items the visitor rated out of the ranking.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 import numpy as np
 import torch
 
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, UnknownIdError
 from movierec.models.base import FoldInOptions
 from movierec.recommend import Recommender
 
@@ -69,26 +72,76 @@ def fold_in_user(
     return scores.float().clamp(*recommender.rating_scale)
 
 
+@dataclass(frozen=True)
+class VisitorTopK:
+    """A new visitor's top-k: item indices and scores best first, and how the fit went."""
+
+    items: list[int]
+    scores: list[float]
+    method: str
+    fit_seconds: float
+
+
+def visitor_top_k(
+    recommender: Recommender, item_ids: Sequence[Any], ratings: Sequence[float], k: int
+) -> VisitorTopK:
+    """:func:`fold_in_user`, then the ``k`` best items the visitor has not rated.
+
+    Raises what :func:`fold_in_user` raises.
+    """
+    started = time.perf_counter()
+    scores = fold_in_user(recommender, item_ids, ratings)
+    fit_seconds = time.perf_counter() - started
+    rated = recommender.encoder.encode_items(np.asarray(list(item_ids), dtype=object))
+    with torch.inference_mode():
+        scores = scores.clone()
+        scores[torch.from_numpy(rated)] = float("-inf")
+        top = torch.topk(scores, min(k, recommender.encoder.n_items - len(rated)))
+    return VisitorTopK(
+        top.indices.tolist(), top.values.tolist(), fold_in_method(recommender), fit_seconds
+    )
+
+
+class UnknownItemError(UnknownIdError):
+    """An item the visitor rated that the model never saw; ``item`` is the raw ID as given."""
+
+    def __init__(self, message: str, item: Any):
+        super().__init__(message)
+        self.item = item
+
+
+class RatingScaleError(ConfigError):
+    """A visitor's rating outside the model's rating scale (or not a number)."""
+
+
 def _encode(
     recommender: Recommender, item_ids: Sequence[Any], ratings: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The visitor's ratings as index and value tensors, checked entry by entry.
+
+    The one validation of a visitor's input, for HTTP and Python alike: the first entry at
+    fault is reported, an unknown item before a repeated one before a rating off the scale.
+    """
     if len(item_ids) != len(ratings):
         raise ConfigError(f"got {len(item_ids)} items but {len(ratings)} ratings to pair")
     if not 1 <= len(item_ids) <= MAX_RATINGS:
         raise ConfigError(f"give between 1 and {MAX_RATINGS} ratings, got {len(item_ids)}")
     index = recommender.encoder.encode_items(np.asarray(list(item_ids), dtype=object))
-    for raw, idx in zip(item_ids, index, strict=True):
-        if idx < 0:
-            recommender.encoder.item_index(raw)  # raises UnknownIdError naming the item
-    unique, counts = np.unique(index, return_counts=True)
-    if (counts > 1).any():
-        twice = recommender.encoder.decode_items([unique[counts > 1][0]])[0]
-        raise ConfigError(f"item {twice} is rated more than once; give each item one rating")
     values = np.asarray(ratings, dtype=np.float64)
     low, high = recommender.rating_scale
-    bad = ~np.isfinite(values) | (values < low) | (values > high)
-    if bad.any():
-        raise ConfigError(
-            f"rating {values[bad][0]} is outside the model's rating scale {low:g}..{high:g}"
-        )
+    rated: set[int] = set()
+    for raw, idx, value in zip(item_ids, index.tolist(), values.tolist(), strict=True):
+        if idx < 0:
+            try:
+                recommender.encoder.item_index(raw)
+            except UnknownIdError as exc:  # the encoder's message, with the raw ID attached
+                raise UnknownItemError(str(exc), raw) from None
+        if idx in rated:
+            raise ConfigError(f"item {raw} is rated more than once; give each item one rating")
+        rated.add(idx)
+        if not (isfinite(value) and low <= value <= high):
+            raise RatingScaleError(
+                f"rating {value:g} for item {raw} is outside the model's rating scale "
+                f"{low:g}..{high:g}"
+            )
     return torch.from_numpy(index), torch.from_numpy(values)

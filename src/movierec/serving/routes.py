@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import torch
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
@@ -24,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from movierec import __version__
-from movierec.coldstart import fold_in_method, fold_in_user
+from movierec.coldstart import RatingScaleError, UnknownItemError, visitor_top_k
 from movierec.errors import MovieRecError
 from movierec.serving.schemas import (
     MAX_ID_LENGTH,
@@ -262,41 +260,23 @@ def visitor_recommendations(request: Request, body: VisitorRequest) -> VisitorRe
     """Top-k for a new visitor: a fresh user is fitted to their ratings, the model frozen."""
     served = _holder(request).current
     rec = served.recommender
-    low, high = rec.rating_scale
-    seen: set[int] = set()
-    item_idx = []
-    for entry in body.ratings:
-        idx = served.item_index(entry.item)
-        if idx in seen:
-            raise ApiError(
-                422, "invalid_request", f"item {entry.item} is rated twice; rate it once"
-            )
-        seen.add(idx)
-        item_idx.append(idx)
-        if not low <= entry.rating <= high:
-            raise ApiError(
-                422,
-                "invalid_rating",
-                f"rating {entry.rating:g} for item {entry.item} is outside the model's "
-                f"rating scale {low:g}..{high:g}",
-            )
-    started = time.perf_counter()
-    scores = fold_in_user(
-        rec,
-        [served.raw_items[i] for i in item_idx],
-        [entry.rating for entry in body.ratings],
-    )
-    fit_ms = (time.perf_counter() - started) * 1000
-    with torch.inference_mode():
-        scores = scores.clone()
-        scores[torch.tensor(item_idx)] = float("-inf")
-        top = torch.topk(scores, min(body.k, rec.encoder.n_items - len(item_idx)))
+    try:  # coldstart validates (a duplicate is a ConfigError: the generic 422)
+        found = visitor_top_k(
+            rec,
+            [entry.item for entry in body.ratings],
+            [entry.rating for entry in body.ratings],
+            body.k,
+        )
+    except UnknownItemError as exc:
+        raise ApiError(404, "unknown_item", str(exc), id=exc.item) from None
+    except RatingScaleError as exc:
+        raise ApiError(422, "invalid_rating", str(exc)) from None
     items = [
         RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
-        for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+        for i, s in zip(found.items, found.scores, strict=True)
     ]
     return VisitorRecommendations(
-        k=body.k, method=fold_in_method(rec), fit_ms=round(fit_ms, 2), items=items
+        k=body.k, method=found.method, fit_ms=round(found.fit_seconds * 1000, 2), items=items
     )
 
 

@@ -43,7 +43,7 @@ def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommende
         }
     )
     seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
-    return Recommender(model, encoder, biases, seen, items, {"model": name})
+    return Recommender(model, encoder, biases, seen, items, info={"model": name})
 
 
 def fit_and_held_out(

@@ -75,3 +75,44 @@ def test_similar_items_needs_embeddings(ratings):
     bias = build_recommender("bias", ratings)
     with pytest.raises(MovieRecError, match="no item embeddings"):
         bias.similar_items(int(ratings["item_id"].iloc[0]))
+
+
+def test_precomputed_scores_rank_exactly_as_scoring_on_the_fly(ratings):
+    for name in ("embedding-net", "mf"):
+        fresh = build_recommender(name, ratings)
+        cached = build_recommender(name, ratings)
+        assert cached.precompute_scores(1 << 30)
+        assert cached.precomputed_scores is not None
+        for raw_user in fresh.encoder.user_ids.tolist():
+            for exclude_seen in (True, False):
+                want = fresh.top_n(raw_user, 25, exclude_seen=exclude_seen)
+                got = cached.top_n(raw_user, 25, exclude_seen=exclude_seen)
+                # Bit for bit: same items, same order, same float scores.
+                assert [(r.item, r.score) for r in got] == [(r.item, r.score) for r in want]
+
+
+def test_precomputed_scores_over_the_budget_are_not_kept(recommender):
+    need = 4 * recommender.encoder.n_users * recommender.model.n_items
+    assert not recommender.precompute_scores(need - 1)
+    assert recommender.precomputed_scores is None
+
+
+def test_an_unknown_objective_is_a_config_error(recommender):
+    with pytest.raises(ConfigError, match="objective must be one of"):
+        type(recommender)(
+            recommender.model,
+            recommender.encoder,
+            recommender.fallback,
+            recommender.seen,
+            objective="pairwise",
+        )
+
+
+def test_user_index_matches_the_encoder(recommender):
+    encoder = recommender.encoder
+    for idx, raw in enumerate(encoder.user_ids.tolist()):
+        assert recommender.user_index(str(raw)) == idx == encoder.user_index(raw)
+    first = encoder.user_ids.tolist()[0]
+    assert recommender.user_index(f"0{first}") == encoder.user_index(f"0{first}")
+    with pytest.raises(UnknownIdError):
+        recommender.user_index("no-such-user")

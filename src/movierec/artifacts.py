@@ -288,7 +288,8 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
         items = pd.DataFrame.from_records(read_json(run_dir / "items.json"))
     model.eval()
     info = {k: run.get(k) for k in ("model", "dataset", "split", "seed", "objective") if k in run}
-    return Recommender(model, encoder, fallback, seen, items, info), run
+    objective = run.get("objective") or "rating"
+    return Recommender(model, encoder, fallback, seen, items, objective=objective, info=info), run
 
 
 @contextlib.contextmanager

@@ -160,21 +160,21 @@ def fit_recommender(
         encoder.n_users,
         encoder.n_items,
     )
-    recommender = Recommender(
+    return Recommender(
         model,
         encoder,
         fallback,
         prepared.seen,
         prepared.data.items,
-        {
+        objective=objective,
+        info={
             "model": spec.name,
             "dataset": prepared.data.name,
             "split": prepared.split.name,
             "objective": objective,
         },
+        training=result,
     )
-    recommender.training = result
-    return recommender
 
 
 def effective_objective(spec: ModelSpec, model: RatingModel) -> str:

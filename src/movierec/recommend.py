@@ -2,13 +2,16 @@
 
 Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts.
 
-Ratings or scores: a run trained with the ``rating`` objective by a model that predicts ratings
-(``info["objective"]`` absent or ``"rating"``) predicts ratings, clipped to the rating scale, and
-:meth:`Recommender.top_n` scores are predicted ratings. A run trained with ``bpr`` or ``bce``, or
-a ranking-only model (``ease``, ``popularity``), produces scores that only order items:
-:meth:`top_n` returns them raw (unclipped, labelled ``score``) and :meth:`Recommender.predict`
-raises :class:`MovieRecError` saying the run predicts scores, not ratings
-(:attr:`Recommender.predicts_ratings` tells which case holds).
+Ratings or scores: a run trained with the ``rating`` objective (the constructor's
+``objective``, ``"rating"`` by default) by a model that predicts ratings predicts ratings,
+clipped to the rating scale, and :meth:`Recommender.top_n` scores are predicted ratings. A run
+trained with ``bpr`` or ``bce``, or a ranking-only model (``ease``, ``popularity``), produces
+scores that only order items: :meth:`top_n` returns them raw (unclipped, labelled ``score``)
+and :meth:`Recommender.predict` raises :class:`MovieRecError` saying the run predicts scores,
+not ratings (:attr:`Recommender.predicts_ratings` tells which case holds).
+
+Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`);
+:meth:`Recommender.top_indices` then ranks the stored rows, bit for bit what it would compute.
 
 Unknown-ID policy (documented in README):
 
@@ -22,7 +25,7 @@ Unknown-ID policy (documented in README):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,6 +36,10 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.bias import Biases
+from movierec.objectives import OBJECTIVES
+
+if TYPE_CHECKING:
+    from movierec.training import FitResult
 
 SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
 
@@ -59,7 +66,14 @@ class Recommender:
         fallback: Bias baseline for IDs the model never saw.
         seen: Items each user rated in training (excluded from recommendations).
         items: Optional metadata frame with ``item_id``, ``title``, ``genres``.
-        info: Free-form run facts (model name, dataset, split, ...), kept for display.
+        objective: The objective the model was trained with (one of
+            :data:`movierec.objectives.OBJECTIVES`); it decides whether outputs are ratings.
+        info: Free-form run facts (model name, dataset, split, ...), kept for display only.
+        training: The fit's history (per-epoch losses, best epoch) when the recommender was
+            just trained; None for a loaded run.
+
+    Raises:
+        ConfigError: An unknown objective.
     """
 
     def __init__(
@@ -69,17 +83,29 @@ class Recommender:
         fallback: Biases,
         seen: SeenItems,
         items: pd.DataFrame | None = None,
+        *,
+        objective: str = "rating",
         info: dict[str, Any] | None = None,
+        training: FitResult | None = None,
     ):
+        if objective not in OBJECTIVES:
+            raise ConfigError(
+                f"objective must be one of {', '.join(OBJECTIVES)} (got {objective!r})"
+            )
+        self.objective = objective
         self.model = model.cpu().eval()
         self.encoder = encoder
         self.fallback = fallback
         self.seen = seen
         self.items = items
         self.info = dict(info or {})
+        self.training = training
         self._titles, self._genres = self._align_metadata(items)
         self._unit_items: torch.Tensor | None = None
         self._item_side_cache: torch.Tensor | None = None
+        self._scores: torch.Tensor | None = None
+        self._seen_from: list[int] = []  # seen.indptr as ints, with the scores: [u]..[u+1]
+        self._user_lookup: dict[str, int] | None = None
 
     def _align_metadata(self, items: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
         """Titles and genres in item-index order ('' where the metadata has no row)."""
@@ -99,11 +125,6 @@ class Recommender:
     @property
     def rating_scale(self) -> tuple[float, float]:
         return self.model.rating_scale
-
-    @property
-    def objective(self) -> str:
-        """The training objective of the run (``rating`` when the run does not say)."""
-        return str(self.info.get("objective") or "rating")
 
     @property
     def predicts_ratings(self) -> bool:
@@ -177,7 +198,56 @@ class Recommender:
         estimate[known_item] += item_bias[items[known_item]]
         return estimate
 
+    def user_index(self, raw: Any) -> int:
+        """The index of a raw user ID, in about a microsecond for an ID as the data spells it.
+
+        :meth:`IdEncoder.user_index` goes through a pandas Index (hundreds of microseconds a
+        call); a dict of the IDs' text answers the common case, and anything else ("0196" for
+        user 196) falls through to the encoder's rules.
+
+        Raises:
+            UnknownIdError: A user the model never saw.
+        """
+        if self._user_lookup is None:
+            ids = self.encoder.user_ids.tolist()
+            self._user_lookup = {str(_plain(raw)): idx for idx, raw in enumerate(ids)}
+        found = self._user_lookup.get(str(raw))
+        return found if found is not None else self.encoder.user_index(raw)
+
     # -- ranking -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def precompute_scores(self, budget_bytes: int) -> bool:
+        """Score every known user once, so :meth:`top_indices` only masks and ranks.
+
+        Worth it while the model is frozen and served. Users are scored one at a time, as
+        :meth:`top_n` scores them: a batch of one takes another matmul path than a batch of
+        many (the user half of an EmbeddingNet's first layer) and its last bits differ, so a
+        batched matrix would rank near-ties differently from ``top_n``. The work is the same,
+        since the item half is shared; ML-100K's net takes about 4 s on 2 idle cores.
+
+        Args:
+            budget_bytes: Most bytes the float32 ``[n_users, n_items]`` matrix may take; over
+                it (or at 0) nothing is stored and users are scored per call.
+
+        Returns:
+            Whether the matrix fitted and is now used.
+        """
+        n_users, n_items = self.encoder.n_users, self.model.n_items
+        if 4 * n_users * n_items > budget_bytes:
+            self._scores = None
+            return False
+        scores = torch.empty(n_users, n_items)
+        item_side = self.item_side()
+        for user in range(n_users):
+            scores[user] = self._score(torch.tensor([user]), item_side)[0]
+        self._scores, self._seen_from = scores, self.seen.indptr.tolist()
+        return True
+
+    @property
+    def precomputed_scores(self) -> torch.Tensor | None:
+        """The float32 ``[n_users, n_items]`` matrix :meth:`precompute_scores` stored, or None."""
+        return self._scores
 
     @torch.inference_mode()
     def top_indices(
@@ -195,7 +265,9 @@ class Recommender:
 
         Returns:
             ``(item_idx [U, k] int64, score [U, k] float32)``, best first; excluded slots that
-            had to be filled (a user who rated nearly everything) score ``-inf``.
+            had to be filled (a user who rated nearly everything) score ``-inf``. With
+            :meth:`precompute_scores` the stored rows are ranked: the same scores ``top_n``
+            computes, bit for bit.
         """
         k = min(k, self.model.n_items)
         per_batch = max(1, SCORE_ROWS // max(1, self.model.n_items))
@@ -203,7 +275,8 @@ class Recommender:
         item_side = self.item_side()
         for start in range(0, len(user_idx), per_batch):
             batch = user_idx[start : start + per_batch]
-            scores = self._score(batch, item_side)
+            cached = self._scores
+            scores = self._score(batch, item_side) if cached is None else cached[batch]
             if exclude is not None:
                 scores = scores.masked_fill(exclude.mask(batch), float("-inf"))
             top = torch.topk(scores, k, dim=1)
@@ -213,6 +286,28 @@ class Recommender:
             empty = torch.empty(0, k)
             return empty.long(), empty
         return torch.cat(items_out), torch.cat(scores_out)
+
+    def top_for_user(
+        self, user: int, k: int, *, exclude_seen: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One user's top-``k`` ``(item_idx [k], score [k])``, best first, as :meth:`top_n` ranks.
+
+        With :meth:`precompute_scores` this is the stored row, its seen items masked, and one
+        ``topk``: microseconds, cheap enough for serving's event loop (no grad mode to enter:
+        the stored scores carry no graph). Otherwise one row of :meth:`top_indices`. Slots a
+        user who rated nearly everything could not fill score ``-inf``.
+        """
+        if self._scores is None:
+            found, scores = self.top_indices(
+                torch.tensor([user]), k, self.seen if exclude_seen else None
+            )
+            return found[0], scores[0]
+        row = self._scores[user]
+        if exclude_seen:
+            seen = self.seen.indices[self._seen_from[user] : self._seen_from[user + 1]]
+            row = row.index_fill(0, seen, float("-inf"))
+        top = torch.topk(row, min(k, row.shape[0]))
+        return top.indices, top.values
 
     def item_side(self) -> torch.Tensor | None:
         """The user-independent part of scoring, computed once: the model is frozen here."""
@@ -238,10 +333,8 @@ class Recommender:
         scores, for runs that do not predict ratings)."""
         _check_k(k)
         user = self.encoder.user_index(user_id)
-        items, scores = self.top_indices(
-            torch.tensor([user]), k, self.seen if exclude_seen else None
-        )
-        return self._as_recommendations(items[0], scores[0])
+        items, scores = self.top_for_user(user, k, exclude_seen=exclude_seen)
+        return self._as_recommendations(items, scores)
 
     @torch.inference_mode()
     def similar_items(self, item_id: Any, k: int = 10) -> list[Recommendation]:

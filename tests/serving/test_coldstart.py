@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.coldstart import fold_in_method, fold_in_user
+from movierec.coldstart import (
+    RatingScaleError,
+    UnknownItemError,
+    fold_in_method,
+    fold_in_user,
+    visitor_top_k,
+)
 from movierec.data.encoder import IdEncoder
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import SeenItems
@@ -141,3 +147,33 @@ def test_bad_visitor_ratings_are_refused(ratings, items, values, error, match):
     rec = build_recommender("mf", ratings)
     with pytest.raises(error, match=match):
         fold_in_user(rec, items, values)
+
+
+def test_visitor_errors_name_the_first_bad_entry(ratings):
+    rec = build_recommender("mf", ratings)
+    with pytest.raises(UnknownItemError) as unknown:
+        fold_in_user(rec, [1, 4242, 4343], [5.0, 4.0, 3.0])
+    assert unknown.value.item == 4242
+    with pytest.raises(RatingScaleError, match=r"rating 6 for item 2 is outside .* 1\.\.5"):
+        fold_in_user(rec, [1, 2, 3], [5.0, 6.0, 0.0])
+    with pytest.raises(ConfigError, match="item 1 is rated more than once"):
+        fold_in_user(rec, [1, 1, 2], [5.0, 4.0, 9.0])
+
+
+def test_visitor_top_k_leaves_the_rated_items_out(ratings):
+    rec = build_recommender("mf", ratings)
+    found = visitor_top_k(rec, [1, 2, 3], [5.0, 4.0, 1.0], 10)
+    rated = set(rec.encoder.encode_items(np.asarray([1, 2, 3], dtype=object)).tolist())
+    assert len(found.items) == 10 and not rated & set(found.items)
+    assert found.scores == sorted(found.scores, reverse=True)
+    assert found.method == "ridge" and found.fit_seconds >= 0
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), [("mf", "ridge"), ("embedding-net", "adam"), ("bias", "biases")]
+)
+def test_each_model_family_declares_its_fold_in(ratings, name, method):
+    rec = build_recommender(name, ratings)
+    assert fold_in_method(rec) == rec.model.fold_in_method == method
+    scores = fold_in_user(rec, [1, 2, 3], [5.0, 4.0, 1.0])
+    assert scores.shape == (rec.model.n_items,) and torch.isfinite(scores).all()

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from movierec.artifacts import load_run
 from movierec.serving import create_app
-from movierec.serving.app import load_served, score_matrix
+from movierec.serving.app import load_served
 from tests.serving import make_run
 
 TOKEN = "token"
@@ -29,7 +29,7 @@ def ranked(recommender, raw_user, k: int, exclude_seen: bool) -> tuple[list, lis
 @pytest.mark.parametrize("budget", [None, 0], ids=["precomputed", "per-request"])
 def test_top_k_is_exactly_top_n(run_dir, budget):
     served = load_served(run_dir) if budget is None else load_served(run_dir, budget)
-    assert (served.scores is None) == (budget == 0)
+    assert (served.recommender.precomputed_scores is None) == (budget == 0)
     recommender = load_run(run_dir)[0]
     users = recommender.encoder.user_ids.tolist()
     for raw_user in users[:: max(1, len(users) // 8)]:
@@ -71,8 +71,8 @@ def test_user_ids_resolve_as_the_encoder_resolves_them(run_dir):
 def test_a_matrix_over_the_budget_is_not_built(run_dir):
     encoder = load_run(run_dir)[0].encoder
     need = 4 * encoder.n_users * encoder.n_items
-    assert load_served(run_dir, need).scores is not None
-    assert load_served(run_dir, need - 1).scores is None
+    assert load_served(run_dir, need).recommender.precomputed_scores is not None
+    assert load_served(run_dir, need - 1).recommender.precomputed_scores is None
 
 
 def test_reload_recomputes_the_scores(tmp_path):
@@ -80,14 +80,17 @@ def test_reload_recomputes_the_scores(tmp_path):
     app = create_app(run, admin_token=TOKEN)
     holder = app.state.holder
     with TestClient(app) as client:
-        before = holder.current.scores
+        before = holder.current.recommender.precomputed_scores
         make_run(run, "mf", seed=2)  # a different model on disk
         reloaded = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
         assert reloaded.status_code == 200, reloaded.text
-        after = holder.current.scores
         recommender = holder.current.recommender
+        after = recommender.precomputed_scores
         assert after is not before
-        assert torch.equal(after, score_matrix(recommender))
+        one_at_a_time = [
+            recommender.score_users(torch.tensor([u])) for u in range(recommender.encoder.n_users)
+        ]
+        assert torch.equal(after, torch.cat(one_at_a_time))
         assert not torch.equal(after, before)
         body = client.get("/users/3/recommendations?k=7").json()
         assert [i["item"] for i in body["items"]] == ranked(recommender, 3, 7, True)[0]

@@ -13,16 +13,42 @@ Subclasses implement :meth:`RatingModel.forward`; the rest have sensible default
 - :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance).
 - :meth:`logits` is the unbounded score the ranking objectives (BPR, BCE) train; by default the
   forward output. It must rank items in the same order as :meth:`score_items`.
+- :meth:`fold_in` scores the whole catalogue for a visitor the model never saw, from a few of
+  their ratings, without changing the model (cold start); ``fold_in_method`` names how. The
+  default is bias-only; models with a user representation fit a fresh one.
 - ``predicts_ratings`` is False for ranking-only models (EASE, popularity), whose outputs are
   scores: evaluation reports no RMSE for them and the recommender does not clip them.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from movierec.models.bias import Biases  # bias.py holds a model, so it imports this module
+
+FOLD_IN_REG_USER = 15.0  # the visitor's bias shrinkage when the model has no reg of its own
+
+
+@dataclass(frozen=True)
+class FoldInOptions:
+    """Budget of an iterative fold-in (closed forms ignore it).
+
+    Attributes:
+        steps: Optimiser steps on the visitor's representation.
+        lr: The optimiser's learning rate.
+        l2: Pull of the visitor's representation toward its start, per unit distance.
+        max_seconds: Wall-clock cap on the steps; the best representation so far is kept.
+    """
+
+    steps: int = 60
+    lr: float = 0.05
+    l2: float = 1e-3
+    max_seconds: float = 0.25
 
 
 class RatingModel(nn.Module):
@@ -37,6 +63,7 @@ class RatingModel(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type]
     predicts_ratings: ClassVar[bool] = True
+    fold_in_method: ClassVar[str] = "biases"
 
     def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
         super().__init__()
@@ -106,3 +133,48 @@ class RatingModel(nn.Module):
     def penalty(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
         """An extra loss term for this batch (default: none)."""
         return None
+
+    @torch.inference_mode()
+    def fold_in(
+        self,
+        items: torch.Tensor,
+        values: torch.Tensor,
+        fallback: Biases,
+        options: FoldInOptions,
+        item_side: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scores of every item for a new visitor who gave ``values`` to ``items``.
+
+        The model is only read. The default is ``mu + b_u + b_i`` from the bias baseline, with
+        the visitor's bias a shrunken mean of their residuals: right for any model, and the
+        best a model without a user representation can do.
+
+        Args:
+            items: int64 ``[m]`` distinct item indices the visitor rated.
+            values: float64 ``[m]`` their ratings, within the rating scale.
+            fallback: The bias baseline fitted on the training ratings.
+            options: Budget of iterative fold-ins.
+            item_side: :meth:`item_side` for the current weights, when the caller has it.
+
+        Returns:
+            ``[n_items]`` scores in item-index order, not yet clipped to the rating scale.
+        """
+        return bias_fold_in(
+            items, values, fallback.global_mean, fallback.item_bias.double(), FOLD_IN_REG_USER
+        )
+
+
+def bias_fold_in(
+    items: torch.Tensor,
+    values: torch.Tensor,
+    global_mean: float,
+    item_bias: torch.Tensor,
+    reg_user: float,
+) -> torch.Tensor:
+    """``mu + b_u + b_i`` for every item, ``b_u`` the visitor's shrunken mean residual.
+
+    Shared by the default :meth:`RatingModel.fold_in` (the fallback's biases) and the bias
+    model (its own trained biases and user regulariser).
+    """
+    user_bias = float(torch.sum(values - global_mean - item_bias[items])) / (len(items) + reg_user)
+    return global_mean + user_bias + item_bias

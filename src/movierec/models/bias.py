@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from movierec.models.base import RatingModel
+from movierec.models.base import FoldInOptions, RatingModel, bias_fold_in
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,17 @@ class BiasModel(RatingModel):
         self.global_mean.fill_(biases.global_mean)
         self.user_bias.copy_(biases.user_bias)
         self.item_bias.copy_(biases.item_bias)
+
+    @torch.inference_mode()
+    def fold_in(
+        self,
+        items: torch.Tensor,
+        values: torch.Tensor,
+        fallback: Biases,
+        options: FoldInOptions,
+        item_side: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The visitor's bias from this model's own terms and user regulariser."""
+        return bias_fold_in(
+            items, values, float(self.global_mean), self.item_bias.double(), self.config.reg_user
+        )

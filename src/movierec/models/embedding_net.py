@@ -18,6 +18,7 @@ regularisation, as SGD-trained MF does), unlike Adam's weight decay.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,8 @@ import torch
 from torch import nn
 
 from movierec.errors import ConfigError
-from movierec.models.base import RatingModel
-from movierec.models.bias import fit_biases
+from movierec.models.base import FoldInOptions, RatingModel
+from movierec.models.bias import Biases, fit_biases
 
 # Ranking objectives: sampled negatives per rated pair. First settings that train well on
 # ml-100k's stratified split; not yet tuned (that belongs to the rating-quality work).
@@ -92,6 +93,7 @@ class EmbeddingNet(RatingModel):
     """User and item embeddings -> MLP -> scaled sigmoid."""
 
     name = "embedding-net"
+    fold_in_method = "adam"
     config_class = EmbeddingNetConfig
 
     def __init__(
@@ -244,3 +246,63 @@ class EmbeddingNet(RatingModel):
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
+
+    def fold_in(
+        self,
+        items: torch.Tensor,
+        values: torch.Tensor,
+        fallback: Biases,
+        options: FoldInOptions,
+        item_side: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Full-batch Adam on one fresh user embedding; the network's weights are only read.
+
+        The embedding starts at the mean trained user embedding and is pulled back toward it
+        (``options.l2``); the steps stop at ``options.max_seconds``, keeping the best embedding
+        so far. See :meth:`RatingModel.fold_in` for the arguments.
+        """
+        deadline = time.perf_counter() + options.max_seconds
+        n = self.config.n_factors
+        first = self.hidden[0]
+        with torch.no_grad():
+            start = self.user_embedding.weight.mean(dim=0)
+            user_weight = first.weight[:, :n].detach().clone()  # [h1, n]
+            rated_side = (
+                self.item_embedding.weight[items] @ first.weight[:, n:].T + first.bias
+            ).detach()  # [m, h1]
+        target = values.float()
+        # With bias terms the visitor also gets a user bias, learned beside the embedding from
+        # 0 under the same pull; the item biases are read like the rest.
+        item_bias = self.item_bias.weight[:, 0].detach() if self.config.biases else None
+        user = start.clone().requires_grad_(True)
+        user_bias = torch.zeros(1, requires_grad=True)
+        learned = [user, user_bias] if self.config.biases else [user]
+        optimiser = torch.optim.Adam(learned, lr=options.lr)
+        best, best_bias, best_loss = start.clone(), torch.zeros(1), float("inf")
+        for _ in range(options.steps):
+            with torch.enable_grad():
+                pre = rated_side + user @ user_weight.T
+                predicted = self.head(pre)
+                if item_bias is not None:
+                    predicted = predicted + item_bias[items] + user_bias
+                fit = torch.mean((predicted - target) ** 2)
+                penalty = torch.sum((user - start) ** 2) + torch.sum(user_bias**2)
+                loss = fit + options.l2 * penalty
+                # Gradients for the visitor only: nothing accumulates on the frozen weights.
+                grads = torch.autograd.grad(loss, learned)
+            value = float(loss.detach())
+            if value < best_loss:
+                best_loss, best = value, user.detach().clone()
+                best_bias = user_bias.detach().clone()
+            for parameter, grad in zip(learned, grads, strict=True):
+                parameter.grad = grad
+            optimiser.step()
+            if time.perf_counter() > deadline:
+                break
+        with torch.inference_mode():
+            if item_side is None:
+                item_side = self.item_side()
+            scores = self.head(item_side + best @ user_weight.T)
+            if item_bias is not None:
+                scores = scores + item_bias + best_bias
+            return scores

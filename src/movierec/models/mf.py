@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from movierec.models.base import RatingModel
-from movierec.models.bias import fit_biases
+from movierec.models.base import FoldInOptions, RatingModel
+from movierec.models.bias import Biases, fit_biases
 
 # Ranking objectives: more epochs and sampled negatives per rated pair. First settings that
 # train well on ml-100k's stratified split; not yet tuned on a validation carve-out.
@@ -47,6 +47,7 @@ class MatrixFactorization(RatingModel):
     """Dot product of user and item factors plus biases, starting from the closed-form biases."""
 
     name = "mf"
+    fold_in_method = "ridge"
     config_class = MFConfig
 
     def __init__(
@@ -128,3 +129,32 @@ class MatrixFactorization(RatingModel):
             2
         ).squeeze(1)
         return (self.config.reg_factors * factors + self.config.reg_bias * biases).mean()
+
+    @torch.inference_mode()
+    def fold_in(
+        self,
+        items: torch.Tensor,
+        values: torch.Tensor,
+        fallback: Biases,
+        options: FoldInOptions,
+        item_side: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Closed form: ``min |y - Q p - b|^2 + n (reg_f |p|^2 + reg_b b^2)`` over ``(p, b)``.
+
+        A ridge regression of the visitor's vector and bias against the frozen item factors;
+        see :meth:`RatingModel.fold_in` for the arguments (``options`` is not needed).
+        """
+        q = self.item_factors.weight.double()  # [n_items, d]
+        item_bias = self.item_bias.weight.double().squeeze(1)  # [n_items]
+        mu = float(self.global_mean)
+        features = torch.cat([q[items], torch.ones(len(items), 1, dtype=torch.float64)], dim=1)
+        target = values - mu - item_bias[items]
+        n, dim = len(items), q.shape[1]
+        # Training charges the L2 per rating, so a user with n ratings carries n times the
+        # weight; the floor keeps the system well posed for a single rating.
+        reg = torch.full((dim + 1,), max(self.config.reg_factors * n, 1e-3), dtype=torch.float64)
+        reg[-1] = max(self.config.reg_bias * n, 1e-3)
+        gram = features.T @ features + torch.diag(reg)
+        solution = torch.linalg.solve(gram, features.T @ target)
+        user_vector, user_bias = solution[:dim], solution[dim]
+        return mu + user_bias + item_bias + q @ user_vector

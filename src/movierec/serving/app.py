@@ -10,7 +10,8 @@ input is a 4xx with an :class:`ErrorBody` that says what is wrong; any other fai
 with its traceback and answered with a generic 500, never the trace.
 
 The model is frozen while it is served, so what a known user's top-k depends on is computed once
-at load: the whole score matrix ``[n_users, n_items]`` (when it fits ``score_budget`` bytes; 6 MiB
+at load by the recommender (:meth:`Recommender.precompute_scores`): the whole score matrix
+``[n_users, n_items]`` (when it fits ``score_budget`` bytes; 6 MiB
 for MovieLens 100K). ``GET /users/{id}/recommendations`` then takes the user's row, masks the items
 they rated and runs ``topk``, in microseconds, on the event loop. A run too large for the budget
 is scored per request in FastAPI's threadpool instead (torch releases the GIL while it computes).
@@ -19,7 +20,6 @@ Reload recomputes the matrix before it swaps the model in.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -29,74 +29,42 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import isfinite
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from movierec import __version__
 from movierec.artifacts import load_run
-from movierec.coldstart import fold_in_method, fold_in_user
 from movierec.data.encoder import normalise_ids
 from movierec.errors import MovieRecError, UnknownIdError
 from movierec.recommend import Recommender
-from movierec.serving.schemas import (
-    MAX_ID_LENGTH,
-    MAX_K,
-    MAX_QUERY_LENGTH,
-    ErrorBody,
-    Health,
-    ItemSearch,
-    ItemSummary,
-    Prediction,
-    Recommendations,
-    RecommendedItem,
-    Reloaded,
-    SimilarItem,
-    SimilarItems,
-    VisitorRecommendations,
-    VisitorRequest,
+from movierec.serving.routes import (
+    DESCRIPTION,
+    STATIC_DIR,
+    ApiError,
+    router,
+    split_genres,
 )
+from movierec.serving.schemas import MAX_ID_LENGTH, ErrorBody
 
 log = logging.getLogger("movierec.serving")
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_SCORE_BUDGET = 256 * 1024 * 1024  # bytes of precomputed scores per loaded run
-STATIC_DIR = Path(__file__).parent / "static"
-ADMIN_TOKEN_ENV = "MOVIEREC_ADMIN_TOKEN"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class ApiError(Exception):
-    """An error a client caused, answered as :class:`ErrorBody` with ``status``."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        detail: str,
-        *,
-        id: Any = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.id = status, error, detail, id
-        self.headers = headers
 
 
 # -- the served model ----------------------------------------------------------------------------
@@ -115,10 +83,7 @@ class LoadedRun:
     folded_titles: np.ndarray  # str_ [n_items], casefolded, for the title search
     raw_items: list[Any]  # plain Python raw IDs in index order
     raw_users: list[Any]  # plain Python raw IDs in index order
-    user_lookup: dict[str, int]  # str(raw user ID) -> index: a URL's ID without pandas
-    seen_from: list[int]  # recommender.seen.indptr as ints: seen items of u are [u]..[u+1]
     has_vectors: bool
-    scores: torch.Tensor | None  # float32 [n_users, n_items], clamped; None: score per request
 
     @property
     def model_name(self) -> str:
@@ -132,34 +97,16 @@ class LoadedRun:
         }
 
     def top_k(self, user: int, k: int, exclude_seen: bool) -> tuple[list[int], list[float]]:
-        """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them.
-
-        From the precomputed score row when there is one (a masked ``topk``: microseconds),
-        else scored now through :meth:`Recommender.top_indices` (milliseconds).
-        """
-        rec = self.recommender
-        if self.scores is None:
-            found, scores = rec.top_indices(
-                torch.tensor([user]), k, rec.seen if exclude_seen else None
-            )
-            found, scores = found[0], scores[0]
-        else:
-            row = self.scores[user]
-            if exclude_seen:
-                seen = rec.seen.indices[self.seen_from[user] : self.seen_from[user + 1]]
-                row = row.index_fill(0, seen, float("-inf"))
-            top = torch.topk(row, min(k, row.shape[0]))
-            found, scores = top.indices, top.values
+        """A known user's top-``k`` item indices and scores, best first, as ``top_n`` ranks them
+        (from the recommender's precomputed scores when they fitted the budget)."""
+        found, scores = self.recommender.top_for_user(user, k, exclude_seen=exclude_seen)
         # Drop the slots a user who rated nearly everything could not fill (scored -inf).
         kept = [(i, s) for i, s in zip(found.tolist(), scores.tolist(), strict=True) if isfinite(s)]
         return [i for i, _ in kept], [s for _, s in kept]
 
     def user_index(self, raw: str) -> int:
-        found = self.user_lookup.get(raw)
-        if found is not None:
-            return found
-        try:  # the encoder's rules for anything else ("0196" is user 196), or UnknownIdError
-            return self.recommender.encoder.user_index(raw)
+        try:
+            return self.recommender.user_index(raw)
         except UnknownIdError as exc:
             raise ApiError(404, "unknown_user", str(exc), id=raw) from None
 
@@ -168,14 +115,6 @@ class LoadedRun:
             return self.recommender.encoder.item_index(raw)
         except UnknownIdError as exc:
             raise ApiError(404, "unknown_item", str(exc), id=raw) from None
-
-
-def _split_genres(value: Any) -> list[str]:
-    if isinstance(value, list | tuple):
-        return [str(g) for g in value if str(g)]
-    if not isinstance(value, str) or not value:
-        return []
-    return [g.strip() for g in value.replace(",", "|").split("|") if g.strip()]
 
 
 def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> LoadedRun:
@@ -198,15 +137,16 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         meta = items.drop_duplicates("item_id").set_index("item_id")
         meta.index = normalise_ids(meta.index)
         aligned = meta["genres"].reindex(encoder.item_ids)
-        genres = [_split_genres(None if _missing(g) else g) for g in aligned.tolist()]
+        genres = [split_genres(None if _missing(g) else g) for g in aligned.tolist()]
     folded = np.array([t.casefold() for t in titles], dtype=np.str_)
     with torch.inference_mode():
         # Warm the recommender's caches now so no request pays for them (or races to fill them).
         recommender.top_indices(torch.tensor([0]), 1)
+        recommender.user_index(raw_users[0])
         has_vectors = recommender.model.item_vectors() is not None
         if has_vectors and encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)
-    fits = 4 * encoder.n_users * encoder.n_items <= score_budget
+        recommender.precompute_scores(score_budget)
     return LoadedRun(
         recommender=recommender,
         run=run,
@@ -217,29 +157,8 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         folded_titles=folded,
         raw_items=raw_items,
         raw_users=raw_users,
-        user_lookup={str(raw): idx for idx, raw in enumerate(raw_users)},
-        seen_from=recommender.seen.indptr.tolist(),
         has_vectors=has_vectors,
-        scores=score_matrix(recommender) if fits else None,
     )
-
-
-@torch.inference_mode()
-def score_matrix(recommender: Recommender) -> torch.Tensor:
-    """Every known user's score for every item, exactly as :meth:`Recommender.top_n` scores them.
-
-    One user at a time, as ``top_n`` does: a batch of one takes another matmul path than a batch
-    of many (the user half of the first layer), and its last bits differ, so batched rows would
-    rank near-ties differently from ``top_n``. The work is the same either way, since the item
-    half is shared; ML-100K's net takes about 4 s on 2 idle cores.
-
-    Returns:
-        float32 ``[n_users, n_items]``: ratings clamped to the scale, or raw ranking scores.
-    """
-    out = torch.empty(recommender.encoder.n_users, recommender.model.n_items)
-    for user in range(out.shape[0]):
-        out[user] = recommender.score_users(torch.tensor([user]))[0]
-    return out
 
 
 def _missing(value: Any) -> bool:
@@ -424,38 +343,6 @@ async def _on_user_error(_: Request, exc: Exception) -> JSONResponse:
 
 # -- the app -------------------------------------------------------------------------------------
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
-        404: "Unknown user or item (the body names the ID)",
-        413: "Body larger than 64 KiB",
-        422: "Invalid parameters or body",
-    }.items()
-}
-
-DESCRIPTION = """
-Movie recommendations from a trained movierec run, by raw dataset IDs.
-
-* `GET /users/{user_id}/recommendations`: the top-k for a user the model knows.
-* `GET /items/{item_id}/similar`: items with the closest embeddings.
-* `GET /predict?user=&item=`: one predicted rating.
-* `GET /items?query=`: title search (case-insensitive substring).
-* `POST /recommendations`: the top-k for a new visitor, from a handful of ratings, as
-  `{"ratings": [{"item": 1, "rating": 5}, ...], "k": 10}` (an object; a bare list is refused).
-* `POST /admin/reload`: re-read the run directory the server started with (bearer token).
-
-Errors are JSON: `{"error": code, "detail": message}`; unknown IDs add `"id"`.
-"""
-
-UserPath = Annotated[
-    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Raw user ID")
-]
-ItemPath = Annotated[
-    str, PathParam(min_length=1, max_length=MAX_ID_LENGTH, description="Raw item ID")
-]
-_BEARER = HTTPBearer(auto_error=False, description="The server's $MOVIEREC_ADMIN_TOKEN")
-KQuery = Annotated[int, Query(ge=1, le=MAX_K, description="How many items (1..1000)")]
-
 
 def create_app(
     run_dir: Path,
@@ -494,255 +381,11 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(GuardMiddleware)  # added last: the outermost of ours
-    token = admin_token or None
-
-    @app.get("/health", response_model=Health, tags=["service"])
-    def health() -> Health:
-        served = holder.current
-        rec = served.recommender
-        return Health(
-            status="ok",
-            model=served.model_name,
-            dataset=_optional_str(served.run.get("dataset")),
-            split=_optional_str(served.run.get("split")),
-            n_users=rec.encoder.n_users,
-            n_items=rec.encoder.n_items,
-            rating_scale=rec.rating_scale,
-            similar_items=served.has_vectors,
-            version=__version__,
-            loaded_at=served.loaded_at,
-        )
-
-    @app.get(
-        "/users/{user_id}/recommendations",
-        response_model=Recommendations,
-        responses=ERRORS,
-        tags=["recommend"],
-    )
-    async def user_recommendations(
-        user_id: UserPath,
-        k: KQuery = 10,
-        exclude_seen: Annotated[
-            bool, Query(description="Leave out items the user rated in training")
-        ] = True,
-    ) -> Response:
-        served = holder.current  # this request uses this model to the end, even across a reload
-        user = served.user_index(user_id)
-        if served.scores is None:  # milliseconds of torch: off the event loop, GIL released
-            items, scores = await run_in_threadpool(served.top_k, user, k, exclude_seen)
-        else:  # microseconds: a threadpool hop would cost more than the work
-            items, scores = served.top_k(user, k, exclude_seen)
-        answer = Recommendations(
-            user=served.raw_users[user],
-            k=k,
-            exclude_seen=exclude_seen,
-            items=[
-                RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
-                for i, s in zip(items, scores, strict=True)
-            ],
-        )
-        # Serialised here and returned as is, so FastAPI does not validate it a second time; the
-        # documented schema is still `Recommendations` (the route's response_model).
-        return Response(answer.model_dump_json().encode(), media_type="application/json")
-
-    @app.get(
-        "/items/{item_id}/similar",
-        response_model=SimilarItems,
-        responses={**ERRORS, 409: {"model": ErrorBody, "description": "No item embeddings"}},
-        tags=["recommend"],
-    )
-    def similar_items(item_id: ItemPath, k: KQuery = 10) -> SimilarItems:
-        served = holder.current
-        item = served.item_index(item_id)
-        if not served.has_vectors:
-            raise ApiError(
-                409,
-                "unsupported",
-                f"the served model {served.model_name!r} has no item embeddings to compare; "
-                "similar items need an embedding-net or mf run",
-            )
-        found = served.recommender.similar_items(served.raw_items[item], k)
-        return SimilarItems(
-            item=ItemSummary(**served.summary(item)),
-            k=k,
-            items=[
-                SimilarItem(
-                    item=r.item,
-                    title=r.title,
-                    genres=_split_genres(r.genres),
-                    similarity=round(r.score, 4),
-                )
-                for r in found
-            ],
-        )
-
-    @app.get("/predict", response_model=Prediction, responses=ERRORS, tags=["recommend"])
-    def predict(
-        user: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
-        item: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
-    ) -> Prediction:
-        served = holder.current
-        user_idx, item_idx = served.user_index(user), served.item_index(item)
-        raw_user = _plain(served.recommender.encoder.user_ids[user_idx])
-        raw_item = served.raw_items[item_idx]
-        rating = served.recommender.predict([raw_user], [raw_item], unknown="error")[0]
-        return Prediction(
-            user=raw_user,
-            item=ItemSummary(**served.summary(item_idx)),
-            predicted_rating=round(float(rating), 4),
-        )
-
-    @app.get("/items", response_model=ItemSearch, responses=ERRORS, tags=["catalogue"])
-    def search_items(
-        query: Annotated[
-            str,
-            Query(
-                min_length=1,
-                max_length=MAX_QUERY_LENGTH,
-                description="Case-insensitive substring of the title",
-            ),
-        ],
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    ) -> ItemSearch:
-        served = holder.current
-        needle = query.strip().casefold()
-        if not needle:
-            raise ApiError(422, "invalid_request", "query must contain a non-space character")
-        titles = served.folded_titles
-        found = np.flatnonzero(np.strings.find(titles, needle) >= 0)
-        # Titles that start with the query first ("toy" -> "Toy Story"), then catalogue order.
-        starts = np.strings.startswith(titles[found], needle)
-        ranked = np.concatenate([found[starts], found[~starts]])
-        return ItemSearch(
-            query=query,
-            total=int(found.size),
-            items=[ItemSummary(**served.summary(int(i))) for i in ranked[:limit]],
-        )
-
-    @app.post(
-        "/recommendations",
-        response_model=VisitorRecommendations,
-        responses={**ERRORS, 415: {"model": ErrorBody, "description": "Body is not JSON"}},
-        tags=["recommend"],
-        dependencies=[Depends(_require_json)],
-    )
-    def visitor_recommendations(body: VisitorRequest) -> VisitorRecommendations:
-        """Top-k for a new visitor: a fresh user is fitted to their ratings, the model frozen."""
-        served = holder.current
-        rec = served.recommender
-        low, high = rec.rating_scale
-        seen: set[int] = set()
-        item_idx = []
-        for entry in body.ratings:
-            idx = served.item_index(entry.item)
-            if idx in seen:
-                raise ApiError(
-                    422, "invalid_request", f"item {entry.item} is rated twice; rate it once"
-                )
-            seen.add(idx)
-            item_idx.append(idx)
-            if not low <= entry.rating <= high:
-                raise ApiError(
-                    422,
-                    "invalid_rating",
-                    f"rating {entry.rating:g} for item {entry.item} is outside the model's "
-                    f"rating scale {low:g}..{high:g}",
-                )
-        started = time.perf_counter()
-        scores = fold_in_user(
-            rec,
-            [served.raw_items[i] for i in item_idx],
-            [entry.rating for entry in body.ratings],
-        )
-        fit_ms = (time.perf_counter() - started) * 1000
-        with torch.inference_mode():
-            scores = scores.clone()
-            scores[torch.tensor(item_idx)] = float("-inf")
-            top = torch.topk(scores, min(body.k, rec.encoder.n_items - len(item_idx)))
-        items = [
-            RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
-            for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
-        ]
-        return VisitorRecommendations(
-            k=body.k, method=fold_in_method(rec), fit_ms=round(fit_ms, 2), items=items
-        )
-
-    @app.post(
-        "/admin/reload",
-        response_model=Reloaded,
-        responses={
-            401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
-            404: {"model": ErrorBody, "description": "Admin endpoints are disabled"},
-            409: {"model": ErrorBody, "description": "The run on disk is bad; old one kept"},
-        },
-        tags=["admin"],
-    )
-    def reload(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> Reloaded:
-        """Re-read the server's own run directory and swap the model in atomically."""
-        if token is None:
-            raise ApiError(
-                404,
-                "admin_disabled",
-                f"admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set "
-                "to enable them",
-            )
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "send the admin token as 'Authorization: Bearer <token>'",
-                headers=challenge,
-            )
-        if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "the admin token is wrong", headers=challenge)
-        old = holder.current
-        try:
-            fresh = holder.reload()
-        except Exception as exc:  # any bad run on disk: keep serving the old model
-            if not isinstance(exc, MovieRecError):
-                log.exception("reload failed")
-            raise ApiError(
-                409,
-                "bad_run",
-                f"the run on disk cannot be loaded, so the model loaded at {old.loaded_at} "
-                f"keeps serving: {exc}",
-            ) from None
-        rec = fresh.recommender
-        return Reloaded(
-            status="reloaded",
-            model=fresh.model_name,
-            dataset=_optional_str(fresh.run.get("dataset")),
-            n_users=rec.encoder.n_users,
-            n_items=rec.encoder.n_items,
-            loaded_at=fresh.loaded_at,
-            seconds=round(fresh.load_seconds, 3),
-        )
-
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-
+    app.state.admin_token = admin_token or None
+    app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
-def _require_json(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the body as application/json (got {content_type[:80] or 'no content type'})",
-        )
-
-
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI
 
-from movierec.serving.app import ADMIN_TOKEN_ENV, DEFAULT_SCORE_BUDGET, create_app
+from movierec.serving.app import DEFAULT_SCORE_BUDGET, create_app
+from movierec.serving.routes import ADMIN_TOKEN_ENV
 
 RUN_DIR_ENV = "MOVIEREC_RUN_DIR"
 CORS_ENV = "MOVIEREC_CORS_ORIGINS"

@@ -3,19 +3,16 @@
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from movierec.config import RunOptions, TrainConfig
+from movierec.config import ModelSpec, RunOptions, TrainConfig
 from movierec.data import RatingsData
 from movierec.data.encoder import IdEncoder
 from movierec.data.splits import Split, carve_validation
 from movierec.data.synthetic import synthetic_ratings
-from movierec.data.tensors import RatingTensors, SeenItems
-from movierec.models import build_model
-from movierec.models.bias import fit_biases
-from movierec.pipeline import Prepared, prepare_split
+from movierec.data.tensors import RatingTensors
+from movierec.models import make_config
+from movierec.pipeline import Prepared, fit_recommender, prepare_split
 from movierec.recommend import Recommender
-from movierec.training import fit
 
 
 def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prepared:
@@ -27,23 +24,18 @@ def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prep
 
 
 def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommender:
-    encoder = IdEncoder.fit(ratings)
-    tensors = RatingTensors.from_frame(ratings, encoder)
-    torch.manual_seed(0)
-    model = build_model(name, encoder.n_users, encoder.n_items, (1.0, 5.0), options or None)
-    fit(model, tensors, None, TrainConfig(epochs=3, lr=0.01), RunOptions(progress=False))
-    biases = fit_biases(
-        tensors.user_idx, tensors.item_idx, tensors.rating, encoder.n_users, encoder.n_items
-    )
+    """``name`` with ``options`` trained 3 epochs on all of ``ratings`` through
+    :func:`movierec.pipeline.fit_recommender`, with a title and genres for every item."""
+    item_ids = sorted(ratings["item_id"].unique())  # ID order: the serving tests title items 1-4
     items = pd.DataFrame(
         {
-            "item_id": encoder.item_ids,
-            "title": [f"Movie {i}" for i in encoder.item_ids],
-            "genres": ["Drama|Comedy"] * encoder.n_items,
+            "item_id": item_ids,
+            "title": [f"Movie {i}" for i in item_ids],
+            "genres": ["Drama|Comedy"] * len(item_ids),
         }
     )
-    seen = SeenItems.from_tensors(tensors, encoder.n_users, encoder.n_items)
-    return Recommender(model, encoder, biases, seen, items, info={"model": name})
+    spec = ModelSpec(name, make_config(name, options), TrainConfig(epochs=3, lr=0.01))
+    return fit_recommender(everything(ratings, items), spec, RunOptions(progress=False))
 
 
 def fit_and_held_out(

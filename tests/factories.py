@@ -15,7 +15,7 @@ from movierec.models import build_model
 from movierec.models.biases import fit_biases
 from movierec.pipeline import Prepared, prepare_split
 from movierec.recommend import Recommender
-from movierec.training import fit
+from movierec.train import fit
 
 
 def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prepared:

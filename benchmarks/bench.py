@@ -14,7 +14,7 @@ What is measured, all in the same run:
    EmbeddingNet (``n_factors=150, hidden=[100,200,300], dropouts=[0.25,0.5]``, batch 2000) and a
    wide one (``hidden=[500,500,500], dropouts=[0.5,0.5,0.25]``): the reference
    (:mod:`reference_dataloader`: per-sample ``Dataset`` + ``DataLoader``, dense Adam), movierec's
-   :func:`movierec.training.fit` in fp32, and each fast-path option the package has (bf16
+   :func:`movierec.train.loop.fit` in fp32, and each fast-path option the package has (bf16
    autocast, ``torch.compile``, the row-wise embedding optimiser, all of them together); a
    variant whose option does not exist is reported as not available. Each variant trains in its
    own thread, but only one runs at a time: a :class:`Turnstile` hands the CPU from variant to
@@ -65,9 +65,9 @@ from movierec.data.splits import Split, make_split
 from movierec.data.tensors import RatingTensors
 from movierec.models import EmbeddingNetConfig, build_model
 from movierec.pipeline import fit_recommender, prepare
-from movierec.precision import resolve_precision
 from movierec.recommend import SCORE_ROWS, Recommender
-from movierec.training import EpochRecord, configure_threads, fit
+from movierec.train import EpochRecord, configure_threads, fit
+from movierec.train.precision import resolve_precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_dataloader as reference  # kept beside this script, not packaged

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from movierec.distributed import launch_command
+from movierec.train.distributed import launch_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

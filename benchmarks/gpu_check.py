@@ -31,7 +31,7 @@ from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.experiment import compare_models
 from movierec.models import build_model
-from movierec.training import fit
+from movierec.train import fit
 
 # (name, run options, train options) over fp32 defaults.
 VARIANTS = [

@@ -3,7 +3,7 @@
 Measures, on ml-100k-shaped synthetic data (943 users, 1,682 items, 80,000 ratings) unless told
 otherwise:
 
-1. Throughput (ratings/s) of whole training epochs through ``movierec.training.fit`` for each
+1. Throughput (ratings/s) of whole training epochs through ``movierec.train.loop.fit`` for each
    variant asked for (fp32 / bf16 autocast, dense / row-wise embedding optimiser, compile),
    interleaved round by round so that a noisy shared CPU hurts all variants alike; medians.
 2. A torch.profiler breakdown of the step by category: matmul, element-wise, embedding,
@@ -37,10 +37,10 @@ import torch
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.tensors import RatingTensors
 from movierec.models.embedding_net import EmbeddingNet, EmbeddingNetConfig
-from movierec.objectives import rating_loss
-from movierec.optim import build_optimizer, sparse_embeddings
-from movierec.precision import autocast
-from movierec.training import cheap_dropout, fit
+from movierec.train import cheap_dropout, fit
+from movierec.train.objectives import rating_loss
+from movierec.train.optim import build_optimizer, sparse_embeddings
+from movierec.train.precision import autocast
 
 CONFIGS = {
     "article": EmbeddingNetConfig(n_factors=150, hidden=(100, 200, 300), dropouts=(0.25, 0.5)),

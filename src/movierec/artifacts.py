@@ -33,13 +33,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from movierec import __version__
-from movierec.checkpoint import CHECKPOINT
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
+from movierec.train.checkpoint import CHECKPOINT
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"

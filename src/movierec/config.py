@@ -35,10 +35,10 @@ from movierec.data.policies import DataPolicy
 from movierec.errors import ConfigError
 
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
-OBJECTIVES = ("rating", "bpr", "bce")  # kept in step with movierec.objectives
+OBJECTIVES = ("rating", "bpr", "bce")  # kept in step with movierec.train.objectives
 NEGATIVE_SAMPLING = ("uniform", "popularity")
-EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.optim
-PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.precision
+EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.train.optim
+PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.train.precision
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,13 @@ class TrainConfig:
             early). The score is RMSE for the ``rating`` objective, NDCG@10 otherwise.
         validation_fraction: Share of the training part carved out for early stopping.
         objective: ``rating`` (MSE on ratings), ``bpr`` (pairwise) or ``bce`` (pointwise with
-            sampled negatives); see :mod:`movierec.objectives`.
+            sampled negatives); see :mod:`movierec.train.objectives`.
         negatives: Sampled unrated items per rated pair (ranking objectives only).
         negative_sampling: ``uniform`` or ``popularity`` (ranking objectives only).
         embedding_optimizer: ``dense`` (Adam over every parameter) or ``row-wise`` (embedding
             tables get sparse gradients and a lazy Adam that updates only the rows in each
             batch, so a step costs the same whatever the number of users and items; dense
-            Adam for the rest); see :mod:`movierec.optim`.
+            Adam for the rest); see :mod:`movierec.train.optim`.
     """
 
     epochs: int = 20
@@ -148,14 +148,14 @@ class RunOptions:
         precision: ``fp32``; ``bf16`` (autocast of the training forward and loss to bfloat16,
             evaluation stays fp32; falls back to fp32 with a warning where the device has no
             native bf16); ``auto`` (bf16 where it is native and pays, else fp32). See
-            :mod:`movierec.precision`.
+            :mod:`movierec.train.precision`.
         compile: ``torch.compile`` the training forward and loss (costs compile time once).
         fused_adam: Use PyTorch's fused Adam kernel for the dense parameters (one pass over
             the parameters instead of about ten; same arithmetic up to rounding).
         fast_dropout: During training, cut dropout masks from 64-bit random words (four
             per word) instead of PyTorch's CPU ``bernoulli_`` (one draw per element): several
             times cheaper, the rate exact to ``2**-16``, but another random stream than the
-            default, hence opt-in. See :func:`movierec.training.cheap_dropout`.
+            default, hence opt-in. See :func:`movierec.train.dropout.cheap_dropout`.
     """
 
     seed: int = 0

@@ -6,7 +6,7 @@ the metrics summary, the checkpoint context) are all derived from the Job and wh
 returned, in :class:`TrainedRun`.
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
-evaluates on the test set and writes the run directory (see :mod:`movierec.distributed`).
+evaluates on the test set and writes the run directory (see :mod:`movierec.train.distributed`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-from movierec import distributed
-from movierec.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.splits import make_split
@@ -29,7 +27,8 @@ from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.recommend import Recommender
-from movierec.training import EpochRecord, FitResult, resolve_device
+from movierec.train import EpochRecord, FitResult, distributed, resolve_device
+from movierec.train.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 
 
 @dataclass

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from movierec.checkpoint import TrainingState
 from movierec.config import ModelSpec, RunOptions
 from movierec.data import RatingsData
 from movierec.data.encoder import IdEncoder
@@ -26,7 +25,8 @@ from movierec.errors import ConfigError
 from movierec.models import RatingModel, build_model
 from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
-from movierec.training import EpochRecord, configure_threads, fit
+from movierec.train import EpochRecord, configure_threads, fit
+from movierec.train.checkpoint import TrainingState
 
 
 def default_split(data: RatingsData) -> str:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt
 
-from movierec.training import EpochRecord
+from movierec.train import EpochRecord
 
 
 def plot_learning_curve(history: Sequence[EpochRecord], path: Path, title: str = "") -> None:

@@ -36,10 +36,10 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.bias import Biases
-from movierec.objectives import OBJECTIVES
+from movierec.train.objectives import OBJECTIVES
 
 if TYPE_CHECKING:
-    from movierec.training import FitResult
+    from movierec.train import FitResult
 
 SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
 
@@ -67,7 +67,7 @@ class Recommender:
         seen: Items each user rated in training (excluded from recommendations).
         items: Optional metadata frame with ``item_id``, ``title``, ``genres``.
         objective: The objective the model was trained with (one of
-            :data:`movierec.objectives.OBJECTIVES`); it decides whether outputs are ratings.
+            :data:`movierec.train.objectives.OBJECTIVES`); it decides whether outputs are ratings.
         info: Free-form run facts (model name, dataset, split, ...), kept for display only.
         training: The fit's history (per-epoch losses, best epoch) when the recommender was
             just trained; None for a loaded run.

@@ -46,7 +46,7 @@ from movierec.data import RatingsData
 from movierec.errors import ConfigError
 from movierec.models import model_class
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
-from movierec.training import EpochRecord, FitResult, predict_tensors, resolve_device
+from movierec.train import EpochRecord, FitResult, predict_tensors, resolve_device
 
 SECTIONS = ("model", "train")
 # Searching these would change what a trial is scored on, not how well it learns.

@@ -24,7 +24,7 @@ from movierec.models import (
     make_config,
 )
 from movierec.models.interactions import csr, gather_rows
-from movierec.training import fit, predict_tensors
+from movierec.train import fit, predict_tensors
 from tests.factories import build_recommender
 
 QUIET = RunOptions(seed=0, progress=False, device="cpu")

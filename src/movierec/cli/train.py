@@ -88,9 +88,9 @@ def train(
     Ctrl-C or SIGTERM stops after writing one, and --resume continues from it.
     Under torchrun (or with --nproc N) it trains data-parallel; rank 0 evaluates and saves.
     """
-    from movierec import distributed
     from movierec.experiment import resume_training
     from movierec.experiment import train as train_run
+    from movierec.train import distributed
 
     if nproc is not None:
         if nproc < 1:
@@ -134,7 +134,7 @@ def train(
 
 
 def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path | None) -> None:
-    from movierec.distributed import is_main
+    from movierec.train.distributed import is_main
 
     if not is_main():
         return  # under torchrun, rank 0 speaks for the job

@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import pytest
 
-from movierec.checkpoint import CHECKPOINT, load_checkpoint
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ArtifactError
+from movierec.train.checkpoint import CHECKPOINT, load_checkpoint
 
 EPOCHS = 4
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from movierec.config import TrainConfig
 from movierec.errors import ConfigError
-from movierec.optim import RowWiseAdam, build_optimizer, sparse_embeddings
+from movierec.train.optim import RowWiseAdam, build_optimizer, sparse_embeddings
 
 
 class Tiny(nn.Module):

@@ -11,8 +11,8 @@ from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
-from movierec.objectives import bce_loss, bpr_loss
-from movierec.training import fit, validation_ndcg
+from movierec.train import fit, validation_ndcg
+from movierec.train.objectives import bce_loss, bpr_loss
 
 
 def test_bpr_loss_by_hand():

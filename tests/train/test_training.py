@@ -9,7 +9,7 @@ from movierec.config import RunOptions, TrainConfig
 from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
-from movierec.training import cheap_dropout, fit, learning_rate, predict_tensors
+from movierec.train import cheap_dropout, fit, learning_rate, predict_tensors
 from tests.factories import fit_and_held_out
 
 QUIET = RunOptions(seed=0, progress=False, device="cpu")

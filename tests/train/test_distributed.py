@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from movierec import distributed
 from movierec.artifacts import MANIFEST
 from movierec.cli import app
 from movierec.data.synthetic import synthetic_ratings
+from movierec.train import distributed
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -122,13 +122,13 @@ import sys
 
 import torch
 
-from movierec import distributed
+from movierec.train import distributed
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.encoder import IdEncoder
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.models import build_model
-from movierec.training import fit
+from movierec.train import fit
 
 frame = synthetic_ratings(300, 200, 8_000, seed=4)
 encoder = IdEncoder.fit(frame)

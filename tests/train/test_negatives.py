@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from movierec.data.negatives import NegativeSampler
 from movierec.errors import ConfigError, DataError
+from movierec.train.negatives import NegativeSampler
 
 
 def training_pairs(n_users=30, n_items=25, seed=0):

@@ -5,11 +5,10 @@ import math
 import pytest
 import torch
 
-from movierec import precision
 from movierec.config import RunOptions, TrainConfig
 from movierec.errors import ConfigError
 from movierec.models import build_model
-from movierec.training import fit, predict_tensors
+from movierec.train import fit, precision, predict_tensors
 from tests.factories import fit_and_held_out
 
 CPU = torch.device("cpu")

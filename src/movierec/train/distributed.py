@@ -15,6 +15,7 @@ What this module holds:
   all-reduce), so the tables stay out of DDP and each step all-gathers every rank's touched
   rows (indices and values), then sums duplicates: the traffic follows the batch, not the
   table size, and every rank ends with the same averaged gradient.
+- :func:`kill_switch`: the trainer hook behind ``MOVIEREC_TEST_DIE_AT_STEP`` (below).
 - :func:`launch`: re-run ``movierec`` under ``torch.distributed.run`` (``train --nproc N``).
 
 Environment knobs: ``MOVIEREC_DIST_TIMEOUT`` (seconds a collective may wait for a peer, default
@@ -29,8 +30,9 @@ import datetime
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -245,6 +247,23 @@ def die_at_step() -> int | None:
     if value is None or world().rank != 1:
         return None
     return int(value)
+
+
+def kill_switch() -> list[Callable[[Any], None]]:
+    """Before-step hooks for :func:`die_at_step`: one on the rank that dies, none elsewhere.
+
+    The hook gets the :class:`movierec.train.trainer.Trainer` and ends the process abruptly
+    (``os._exit``, no cleanup, as a crashed rank would) just before step ``trainer.step``.
+    """
+    die_at = die_at_step()
+    if die_at is None:
+        return []
+
+    def die(trainer: Any) -> None:
+        if trainer.step == die_at:
+            os._exit(1)
+
+    return [die]
 
 
 def without_option(argv: Sequence[str], option: str) -> list[str]:

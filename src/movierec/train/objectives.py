@@ -8,7 +8,8 @@
 
 Ranking objectives score with :meth:`RatingModel.logits` (the EmbeddingNet's pre-sigmoid output,
 MF's dot product plus biases), so BCE-with-logits stays numerically sound and BPR differences do
-not saturate. Which items are "unrated" comes from :class:`movierec.data.negatives.NegativeSampler`.
+not saturate. Which items are "unrated" comes from
+:class:`movierec.train.negatives.NegativeSampler`.
 A model trained with ``bpr`` or ``bce`` ranks items; its scores are not ratings.
 """
 

@@ -3,9 +3,9 @@
     python benchmarks/rating_results.py           # the full run: docs/results.md + ratings.json
     python benchmarks/rating_results.py --quick   # smoke run: 1 seed, 2 epochs, 2 Surprise models
 
-Runs :mod:`movierec.protocols` twice over every ``configs/ml100k/*.toml`` (sorted by file name;
-each model's defaults when the folder holds none) and Surprise's BaselineOnly, SVD, SVDpp and
-KNNBaseline (item-based, pearson_baseline) with default settings:
+Runs :mod:`movierec.evaluate.protocols` twice over every ``configs/ml100k/*.toml`` (sorted by
+file name; each model's defaults when the folder holds none) and Surprise's BaselineOnly, SVD,
+SVDpp and KNNBaseline (item-based, pearson_baseline) with default settings:
 
 - ``u1``: train ``u1.base``, test ``u1.test``; seeds 0, 1, 2; mean +- sd over the seeds.
 - ``5-fold``: ``u1``..``u5``; seed 0 on each fold; mean +- sd over the folds.
@@ -34,7 +34,7 @@ import torch
 from movierec.config import ModelSpec, RunOptions
 from movierec.data import load_data
 from movierec.errors import MovieRecError
-from movierec.protocols import (
+from movierec.evaluate.protocols import (
     SURPRISE_DEFAULT,
     BenchmarkResult,
     Entry,

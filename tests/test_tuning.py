@@ -8,11 +8,12 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from movierec import evaluation, experiment
+from movierec import experiment
 from movierec.cli import app
 from movierec.config import ModelSpec, load_config_file
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
+from movierec.evaluate import evaluation
 from movierec.tuning import STUDY_FILE, SearchSpace, render_config, toml_value
 
 runner = CliRunner()

@@ -24,7 +24,7 @@ from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.splits import make_split
 from movierec.errors import ArtifactError, ConfigError
-from movierec.evaluation import default_relevance, evaluate
+from movierec.evaluate.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.recommend import Recommender
 from movierec.train import EpochRecord, FitResult, distributed, resolve_device
@@ -226,7 +226,8 @@ def train(
 
     ``train_options`` override training hyperparameters (``objective``, ``negatives``, ...);
     ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
-    ``"default"`` to let the split decide (:func:`movierec.evaluation.default_relevance`).
+    ``"default"`` to let the split decide
+    (:func:`movierec.evaluate.evaluation.default_relevance`).
     """
     job = Job(
         spec=ModelSpec.resolve(model, config_path, train_options=_overrides(train_options, epochs)),

@@ -69,7 +69,7 @@ def prepare(
 def prepare_split(
     data: RatingsData, chosen: Split, *, seed: int, validation_fraction: float
 ) -> Prepared:
-    """:func:`prepare` for a split made elsewhere (the folds of :mod:`movierec.protocols`).
+    """:func:`prepare` for a split made elsewhere (the folds of :mod:`movierec.evaluate.protocols`).
 
     The validation set is carved from ``chosen.train`` only; the encoder sees only the ratings
     the model learns from.

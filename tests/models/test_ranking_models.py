@@ -11,7 +11,7 @@ from movierec.data.splits import make_split
 from movierec.data.synthetic import synthetic_ratings
 from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError, MovieRecError
-from movierec.evaluation import evaluate
+from movierec.evaluate.evaluation import evaluate
 from movierec.models import build_model, make_config
 from movierec.pipeline import fit_recommender
 from movierec.recommend import Recommender

@@ -144,6 +144,6 @@ def names(text: str | None) -> list[str]:
 
 def relevance(text: str | None) -> float | str | None:
     """``any`` or ``>=R`` -> what the ranking metrics count as relevant (None: the default)."""
-    from movierec.evaluation import parse_relevance
+    from movierec.evaluate.evaluation import parse_relevance
 
     return parse_relevance(text)

@@ -110,7 +110,7 @@ def benchmark(
     Each model trains on a fold's training part; each seed's run scores the test set once.
     """
     from movierec.data import load_data
-    from movierec.protocols import Entry, check_surprise_names, run_benchmark
+    from movierec.evaluate.protocols import Entry, check_surprise_names, run_benchmark
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")

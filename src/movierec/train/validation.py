@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from movierec import metrics
 from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.evaluate import metrics
 from movierec.models.base import RatingModel
 
 PREDICT_BATCH = 1 << 16

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from movierec import metrics
 from movierec.data.tensors import RatingTensors, SeenItems
+from movierec.evaluate import metrics
 from movierec.recommend import Recommender
 
 DEFAULT_THRESHOLD = 4.0

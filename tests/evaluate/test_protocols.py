@@ -11,8 +11,7 @@ from movierec.config import ModelSpec, RunOptions
 from movierec.data import RatingsData, load_data
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
-from movierec.pipeline import prepare_split
-from movierec.protocols import (
+from movierec.evaluate.protocols import (
     Entry,
     Row,
     RunRecord,
@@ -21,6 +20,7 @@ from movierec.protocols import (
     run_benchmark,
     surprise_run,
 )
+from movierec.pipeline import prepare_split
 
 
 @pytest.fixture(scope="module")

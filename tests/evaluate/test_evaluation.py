@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from movierec.evaluation import ranking_metrics, sample_users
+from movierec.evaluate.evaluation import ranking_metrics, sample_users
 from tests.factories import build_recommender
 
 

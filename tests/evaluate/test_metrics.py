@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from movierec import metrics
+from movierec.evaluate import metrics
 
 # Three users, top-3 lists. User A: hits at ranks 1 and 3 of 2 relevant; B: nothing of 1;
 # C: a hit at rank 2 of 3 relevant.

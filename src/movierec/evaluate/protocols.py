@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from movierec import metrics
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import RatingsData
 from movierec.data.splits import ML100K_RATINGS, Split, make_split
 from movierec.errors import ConfigError, DataError
+from movierec.evaluate import metrics
 from movierec.experiment import train_model
 from movierec.pipeline import Prepared, prepare_split
 

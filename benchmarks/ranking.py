@@ -51,6 +51,8 @@ METRICS = [
     ("map@10", "MAP@10"),
     ("coverage", "coverage"),
     ("novelty", "novelty"),
+    ("long_tail_share", "long tail"),
+    ("median_item_ratings", "median n"),
     ("rmse", "RMSE"),
     ("train_seconds", "train s"),
 ]
@@ -113,7 +115,9 @@ def render(rows: list[dict[str, Any]], seeds: list[int], device: str, command: s
         f"Relevant: {relevance} (as the published table); candidates: every item the user did "
         f"not rate in training; k = 10. MAP@10 divides by min(relevant, 10), so it is larger "
         f"than the Recommenders library's MAP, which divides by all relevant items. Novelty: "
-        f"mean popularity rank of the recommended items (1 = most rated). RMSE is blank for runs "
+        f"mean popularity rank of the recommended items (1 = most rated); long tail: share of "
+        f"recommended items with fewer than 10 training ratings; median n: median training "
+        f"ratings of the recommended items. RMSE is blank for runs "
         f"that rank rather than predict ratings.",
         "",
         "| model | objective | " + " | ".join(h for _, h in METRICS) + " | epochs |",

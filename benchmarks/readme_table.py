@@ -34,15 +34,17 @@ def render(rows: list[dict], seed: int) -> str:
         f"torch {torch.__version__}, "
         f"{dt.date.today().isoformat()}. Produced by `{COMMAND}`.",
         "",
-        "| model | RMSE | MAE | NDCG@10 | P@10 | epochs (best) | train s | ratings/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | RMSE | MAE | NDCG@10 | P@10 | coverage | long tail | median n | epochs (best) "
+        "| train s | ratings/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         epochs = f"{row['epochs']} ({row['best_epoch']})" if row["epochs"] else "closed form"
         speed = f"{row['ratings_per_second']:,.0f}" if row["ratings_per_second"] else "-"
         lines.append(
             f"| {row['model']} | {row['rmse']:.4f} | {row['mae']:.4f} | {row['ndcg@10']:.4f} | "
-            f"{row['precision@10']:.4f} | {epochs} | {row['train_seconds']:.2f} | {speed} |"
+            f"{row['precision@10']:.4f} | {row['coverage']:.3f} | {row['long_tail_share']:.3f} | "
+            f"{row['median_item_ratings']:.0f} | {epochs} | {row['train_seconds']:.2f} | {speed} |"
         )
     lines.append(END)
     return "\n".join(lines)

@@ -72,3 +72,15 @@ def test_novelty_by_hand():
     assert metrics.novelty([1], counts) == 1.0
     with pytest.raises(ValueError):
         metrics.novelty([], counts)
+
+
+def test_long_tail_share_and_median_item_ratings_by_hand():
+    counts = [50, 9, 10, 1]  # items 1 and 3 have fewer than 10 training ratings
+    shown = [[0, 1], [3, 2], [1, 0]]
+    assert metrics.long_tail_share(shown, counts) == pytest.approx(3 / 6)
+    assert metrics.long_tail_share(shown, counts, threshold=2) == pytest.approx(1 / 6)
+    assert metrics.median_item_ratings(shown, counts) == pytest.approx((9 + 10) / 2)
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.long_tail_share([], counts)
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.median_item_ratings([], counts)

@@ -11,8 +11,10 @@ Ranking metrics at ``k``: a user's relevant items are their test items rated at 
 items the model knows minus those the user rated in the training part. Users with no relevant
 test item, or unknown to the model, are left out (counted). A relevant item the model never saw
 still counts in the user's recall denominator. Besides precision, recall, NDCG, MAP and hit rate
-at ``k``: catalogue coverage and novelty (mean popularity rank, by training ratings, of the
-recommended items; 1 is the most rated item).
+at ``k``, the quality of the lists as a person sees it: catalogue coverage, novelty (mean
+popularity rank, by training ratings, of the recommended items; 1 is the most rated item), the
+long-tail share (recommended entries whose item has fewer than 10 training ratings) and the
+median number of training ratings of the recommended items.
 
 Default relevance (:func:`default_relevance`): any rated test item for the ``stratified`` split
 (as the published ml-100k benchmark tables), rated >= 4 for every other split.
@@ -90,6 +92,11 @@ def evaluate(
     return result
 
 
+# What a person sees in the lists beside whether they hit: how much of the catalogue they use,
+# how obscure their items are.
+LIST_QUALITY = ("coverage", "novelty", "long_tail_share", "median_item_ratings")
+
+
 def ranking_metrics(
     recommender: Recommender,
     train: pd.DataFrame,
@@ -99,7 +106,8 @@ def ranking_metrics(
     threshold: float | None = DEFAULT_THRESHOLD,
     max_scores: int = RANKING_SCORE_BUDGET,
 ) -> dict[str, Any]:
-    """Precision, recall, NDCG, MAP and hit rate at ``k``, plus coverage and novelty.
+    """Precision, recall, NDCG, MAP and hit rate at ``k``, plus the lists' quality
+    (:data:`LIST_QUALITY`: coverage, novelty, long-tail share, median ratings per shown item).
 
     ``ranking_users`` is how many users were evaluated, ``ranking_users_eligible`` how many had
     a relevant test item: they differ only when the work exceeds ``max_scores`` (see
@@ -124,7 +132,8 @@ def ranking_metrics(
     if users.size == 0:
         for name in ("precision", "recall", "ndcg", "map", "hit_rate"):
             out[f"{name}@{k}"] = None
-        out["coverage"] = out["novelty"] = None
+        for name in LIST_QUALITY:
+            out[name] = None
         return out
 
     train_tensors = RatingTensors.from_frame(train, encoder)
@@ -152,6 +161,12 @@ def ranking_metrics(
             f"hit_rate@{k}": metrics.hit_rate_at_k(hits, n_relevant),
             "coverage": metrics.coverage(shown, n_items),
             "novelty": metrics.novelty(shown, item_counts) if shown.size else None,
+            "long_tail_share": (
+                metrics.long_tail_share(shown, item_counts) if shown.size else None
+            ),
+            "median_item_ratings": (
+                metrics.median_item_ratings(shown, item_counts) if shown.size else None
+            ),
         }
     )
     return out

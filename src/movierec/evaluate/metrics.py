@@ -113,3 +113,28 @@ def novelty(recommended: ArrayLike, item_counts: ArrayLike) -> float:
     if recommended.size == 0:
         raise ValueError("novelty needs at least one recommended item")
     return float(np.mean(popularity_rank(item_counts)[recommended]))
+
+
+LONG_TAIL_RATINGS = 10  # an item with fewer training ratings than this is in the long tail
+
+
+def long_tail_share(
+    recommended: ArrayLike, item_counts: ArrayLike, threshold: int = LONG_TAIL_RATINGS
+) -> float:
+    """Share of the recommended entries whose item has fewer than ``threshold`` training ratings.
+
+    What a person notices first in a bad list: films almost nobody rated, whose predicted means
+    rest on one or two ratings. Every entry of ``recommended`` counts once.
+    """
+    recommended = np.asarray(recommended, dtype=np.int64).ravel()
+    if recommended.size == 0:
+        raise ValueError("long_tail_share needs at least one recommended item")
+    return float(np.mean(np.asarray(item_counts)[recommended] < threshold))
+
+
+def median_item_ratings(recommended: ArrayLike, item_counts: ArrayLike) -> float:
+    """Median number of training ratings of the recommended entries' items."""
+    recommended = np.asarray(recommended, dtype=np.int64).ravel()
+    if recommended.size == 0:
+        raise ValueError("median_item_ratings needs at least one recommended item")
+    return float(np.median(np.asarray(item_counts)[recommended]))

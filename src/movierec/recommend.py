@@ -36,7 +36,7 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.bias import Biases
-from movierec.train.objectives import OBJECTIVES
+from movierec.train.objectives import OBJECTIVES, predicts_ratings
 
 if TYPE_CHECKING:
     from movierec.train import FitResult
@@ -129,14 +129,14 @@ class Recommender:
     @property
     def predicts_ratings(self) -> bool:
         """Whether the model's outputs are ratings (else ranking scores, see the module doc)."""
-        return self.model.predicts_ratings and self.objective == "rating"
+        return self.model.predicts_ratings and predicts_ratings(self.objective)
 
     def _require_ratings(self) -> None:
         if not self.predicts_ratings:
             model = self.info.get("model", self.model.name)
             why = (
                 f"was trained with --objective {self.objective}"
-                if self.objective != "rating"
+                if not predicts_ratings(self.objective)
                 else "is a ranking-only model"
             )
             raise MovieRecError(
@@ -324,7 +324,12 @@ class Recommender:
 
     def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
         scores = self.model.score_items(users, item_side)
-        return scores.clamp(*self.rating_scale) if self.predicts_ratings else scores.float()
+        if self.predicts_ratings and self.objective != "joint":
+            return scores.clamp(*self.rating_scale)
+        # A joint run ranks by its unclipped scores: they order items as its ranking logits
+        # do (the EmbeddingNet's scaled sigmoid is monotone in them, MF's are the logits), and
+        # clipping would tie every item above the scale's top. Shown scores are clipped.
+        return scores.float()
 
     def top_n(
         self, user_id: Any, k: int = 10, *, exclude_seen: bool = True
@@ -358,6 +363,8 @@ class Recommender:
         self, items: torch.Tensor, scores: torch.Tensor
     ) -> list[Recommendation]:
         keep = torch.isfinite(scores)
+        if self.predicts_ratings:
+            scores = scores.clamp(*self.rating_scale)  # a joint run ranks on unclipped scores
         items, scores = items[keep].tolist(), scores[keep].tolist()
         raw = self.encoder.decode_items(items)
         return [

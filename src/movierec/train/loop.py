@@ -205,8 +205,8 @@ def _epochs(
 def _show(record: EpochRecord, loss_name: str) -> None:
     """The one progress line of an epoch, on stderr beside the progress bars."""
     shown = f"valid RMSE {record.valid_rmse:.4f}" if record.valid_rmse is not None else ""
-    if record.valid_ndcg is not None:
-        shown = f"valid NDCG@{VALID_K} {record.valid_ndcg:.4f}"
+    if record.valid_ndcg is not None:  # joint runs show both
+        shown = f"{shown}  valid NDCG@{VALID_K} {record.valid_ndcg:.4f}".lstrip()
     tqdm.write(
         f"epoch {record.epoch:3d}  train {loss_name} {record.train_loss:.4f}  {shown}",
         file=sys.stderr,

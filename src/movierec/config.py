@@ -35,8 +35,9 @@ from movierec.data.policies import DataPolicy
 from movierec.errors import ConfigError
 
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
-OBJECTIVES = ("rating", "bpr", "bce")  # kept in step with movierec.train.objectives
+OBJECTIVES = ("rating", "bpr", "bce", "joint")  # kept in step with movierec.train.objectives
 NEGATIVE_SAMPLING = ("uniform", "popularity")
+JOINT_RANKING_LOSSES = ("bpr", "bce")  # kept in step with movierec.train.objectives
 EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.train.optim
 PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.train.precision
 
@@ -53,12 +54,16 @@ class TrainConfig:
         schedule: ``constant``, ``one-cycle`` or ``cosine-restarts``.
         restart_epochs: Length of the first cycle of ``cosine-restarts``, in epochs.
         patience: Epochs without a better validation score before stopping (0: never stop
-            early). The score is RMSE for the ``rating`` objective, NDCG@10 otherwise.
+            early). The score is RMSE for the ``rating`` objective, NDCG@10 otherwise
+            (``joint`` included: its validation RMSE is recorded beside it).
         validation_fraction: Share of the training part carved out for early stopping.
-        objective: ``rating`` (MSE on ratings), ``bpr`` (pairwise) or ``bce`` (pointwise with
-            sampled negatives); see :mod:`movierec.train.objectives`.
-        negatives: Sampled unrated items per rated pair (ranking objectives only).
-        negative_sampling: ``uniform`` or ``popularity`` (ranking objectives only).
+        objective: ``rating`` (MSE on ratings), ``bpr`` (pairwise), ``bce`` (pointwise with
+            sampled negatives) or ``joint`` (MSE plus a weighted ranking loss; the model still
+            predicts ratings); see :mod:`movierec.train.objectives`.
+        negatives: Sampled unrated items per rated pair (ranking and joint objectives only).
+        negative_sampling: ``uniform`` or ``popularity`` (ranking and joint objectives only).
+        ranking_weight: Weight of the ranking part of ``joint`` (>= 0; 0 is the MSE alone).
+        joint_ranking_loss: The ranking part of ``joint``: ``bce`` or ``bpr``.
         embedding_optimizer: ``dense`` (Adam over every parameter) or ``row-wise`` (embedding
             tables get sparse gradients and a lazy Adam that updates only the rows in each
             batch, so a step costs the same whatever the number of users and items; dense
@@ -77,6 +82,8 @@ class TrainConfig:
     negatives: int = 1
     negative_sampling: str = "uniform"
     embedding_optimizer: str = "dense"
+    ranking_weight: float = 1.0
+    joint_ranking_loss: str = "bce"
 
     def __post_init__(self) -> None:
         problems = []
@@ -115,6 +122,13 @@ class TrainConfig:
             problems.append(
                 f"embedding_optimizer must be one of {', '.join(EMBEDDING_OPTIMIZERS)} "
                 f"(got {self.embedding_optimizer!r})"
+            )
+        if not (self.ranking_weight >= 0 and math.isfinite(self.ranking_weight)):
+            problems.append(f"ranking_weight must be a number >= 0 (got {self.ranking_weight})")
+        if self.joint_ranking_loss not in JOINT_RANKING_LOSSES:
+            problems.append(
+                f"joint_ranking_loss must be one of {', '.join(JOINT_RANKING_LOSSES)} "
+                f"(got {self.joint_ranking_loss!r})"
             )
         if problems:
             raise ConfigError("invalid training options: " + "; ".join(problems))

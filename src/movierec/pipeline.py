@@ -186,6 +186,7 @@ def effective_objective(spec: ModelSpec, model: RatingModel) -> str:
     if model.predicts_ratings:
         raise ConfigError(
             f"model {spec.name!r} is fitted in closed form and predicts ratings; "
-            f"--objective {objective} needs a trained model (embedding-net or mf)"
+            f"--objective {objective} needs a trained model (embedding-net or mf); "
+            f"use --objective rating with {spec.name!r}"
         )
     return "rating"

@@ -4,7 +4,8 @@ Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that conver
 
 Ratings or scores: a run trained with the ``rating`` objective (the constructor's
 ``objective``, ``"rating"`` by default) by a model that predicts ratings predicts ratings,
-clipped to the rating scale, and :meth:`Recommender.top_n` scores are predicted ratings. A run
+clipped to the rating scale, and :meth:`Recommender.top_n` scores are predicted ratings; so
+does a ``joint`` run, which ranks on the unclipped scores and shows them clipped. A run
 trained with ``bpr`` or ``bce``, or a ranking-only model (``ease``, ``popularity``), produces
 scores that only order items: :meth:`top_n` returns them raw (unclipped, labelled ``score``)
 and :meth:`Recommender.predict` raises :class:`MovieRecError` saying the run predicts scores,
@@ -36,7 +37,7 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.bias import Biases
-from movierec.train.objectives import OBJECTIVES
+from movierec.train.objectives import OBJECTIVES, predicts_ratings
 
 if TYPE_CHECKING:
     from movierec.train import FitResult
@@ -129,14 +130,14 @@ class Recommender:
     @property
     def predicts_ratings(self) -> bool:
         """Whether the model's outputs are ratings (else ranking scores, see the module doc)."""
-        return self.model.predicts_ratings and self.objective == "rating"
+        return self.model.predicts_ratings and predicts_ratings(self.objective)
 
     def _require_ratings(self) -> None:
         if not self.predicts_ratings:
             model = self.info.get("model", self.model.name)
             why = (
                 f"was trained with --objective {self.objective}"
-                if self.objective != "rating"
+                if not predicts_ratings(self.objective)
                 else "is a ranking-only model"
             )
             raise MovieRecError(
@@ -281,7 +282,7 @@ class Recommender:
                 scores = scores.masked_fill(exclude.mask(batch), float("-inf"))
             top = torch.topk(scores, k, dim=1)
             items_out.append(top.indices)
-            scores_out.append(top.values)
+            scores_out.append(self._shown(top.values))
         if not items_out:
             empty = torch.empty(0, k)
             return empty.long(), empty
@@ -307,7 +308,7 @@ class Recommender:
             seen = self.seen.indices[self._seen_from[user] : self._seen_from[user + 1]]
             row = row.index_fill(0, seen, float("-inf"))
         top = torch.topk(row, min(k, row.shape[0]))
-        return top.indices, top.values
+        return top.indices, self._shown(top.values)
 
     def item_side(self) -> torch.Tensor | None:
         """The user-independent part of scoring, computed once: the model is frozen here."""
@@ -324,7 +325,18 @@ class Recommender:
 
     def _score(self, users: torch.Tensor, item_side: torch.Tensor | None) -> torch.Tensor:
         scores = self.model.score_items(users, item_side)
-        return scores.clamp(*self.rating_scale) if self.predicts_ratings else scores.float()
+        if self.predicts_ratings and self.objective != "joint":
+            return scores.clamp(*self.rating_scale)
+        # A joint run ranks by its unclipped scores: they order items as its ranking logits
+        # do (the EmbeddingNet's scaled sigmoid is monotone in them, MF's are the logits), and
+        # clipping would tie every item above the scale's top. Shown scores are clipped.
+        return scores.float()
+
+    def _shown(self, scores: torch.Tensor) -> torch.Tensor:
+        """Ranked scores as shown: a joint run's clipped to the scale (``-inf`` slots kept)."""
+        if self.objective != "joint" or not self.predicts_ratings:
+            return scores
+        return torch.where(torch.isfinite(scores), scores.clamp(*self.rating_scale), scores)
 
     def top_n(
         self, user_id: Any, k: int = 10, *, exclude_seen: bool = True

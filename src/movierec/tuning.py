@@ -47,6 +47,7 @@ from movierec.errors import ConfigError
 from movierec.models import model_class
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.train import EpochRecord, FitResult, predict_tensors, resolve_device
+from movierec.train.objectives import predicts_ratings
 
 SECTIONS = ("model", "train")
 # Searching these would change what a trial is scored on, not how well it learns.
@@ -296,10 +297,10 @@ def tune(
     options = dataclasses.replace(options or RunOptions(), progress=False)
     config_path = Path(config_path)
     base = ModelSpec.resolve(config_path=config_path)
-    if base.train.objective != "rating":
+    if not predicts_ratings(base.train.objective):
         raise ConfigError(
             f"config file {config_path}: tuning scores validation RMSE; "
-            f'set [train] objective = "rating" (got {base.train.objective!r})'
+            f'set [train] objective = "rating" or "joint" (got {base.train.objective!r})'
         )
     space = SearchSpace.from_file(config_path, base.name)
     file = load_config_file(config_path)

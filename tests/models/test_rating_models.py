@@ -258,6 +258,7 @@ def test_bad_options_are_config_errors(name, options, message):
         ("autorec", {"hidden": 16, "exclude_target": True}),
         ("autorec", {"hidden": 16, "residual": True}),
         ("embedding-net", {"biases": True, "reg_embeddings": 0.01, "hidden": [16], "dropouts": []}),
+        ("embedding-net", {"interaction": "concat+product", "hidden": [16], "dropouts": []}),
         ("embedding-net-ensemble", {"members": 2, "biases": True, "hidden": [16], "dropouts": []}),
     ],
 )

@@ -48,13 +48,19 @@ MODEL = typer.Option(None, "--model", help=f"{_one_of(list(MODELS))}.")
 TRAIN_CONFIG = typer.Option(None, "--config", help=escape("TOML file with [model] and [train]."))
 K = typer.Option(10, "--k", "-k", help="How many items.")
 OBJECTIVE = typer.Option(
-    None, "--objective", help="Training objective: rating (MSE, default), bpr or bce."
+    None,
+    "--objective",
+    help="Training objective: rating (MSE, default), bpr, bce or joint (MSE + ranking).",
 )
 NEGATIVES = typer.Option(
-    None, "--negatives", help="Sampled negatives per rated pair (bpr/bce; model default)."
+    None,
+    "--negatives",
+    help="Sampled negatives per rated pair (bpr/bce/joint; model default).",
 )
 NEGATIVE_SAMPLING = typer.Option(
-    None, "--negative-sampling", help="uniform or popularity (bpr/bce; default uniform)."
+    None,
+    "--negative-sampling",
+    help="uniform or popularity (bpr/bce/joint; default uniform).",
 )
 RELEVANCE = typer.Option(
     None,

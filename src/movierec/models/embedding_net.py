@@ -12,7 +12,10 @@ its overfitting on small data: ``biases`` adds user and item bias terms to the o
 from the closed-form biases, so the network only models what the biases leave over;
 ``reg_embeddings`` and ``reg_bias`` are per-example L2 penalties on the embedding and bias rows
 of each batch, so a row is pulled toward zero as often as it is used (frequency-proportional
-regularisation, as SGD-trained MF does), unlike Adam's weight decay.
+regularisation, as SGD-trained MF does), unlike Adam's weight decay. ``interaction =
+"concat+product"`` adds NeuMF's GMF branch: the element-wise product of the two embeddings is
+concatenated with the last hidden layer before the final linear unit, so the dot-product
+signal MF learns easily does not have to be rebuilt by the MLP.
 """
 
 from __future__ import annotations
@@ -40,7 +43,16 @@ _RANKING_SETTINGS: dict[str, Any] = {
     "negatives": 4,
 }
 # The same settings serve both ranking objectives.
-RANKING_TRAIN: dict[str, dict[str, Any]] = {"bpr": _RANKING_SETTINGS, "bce": _RANKING_SETTINGS}
+# ``joint`` samples negatives like them and reads the ranking settings too (its MSE half is the
+# rating objective's loss; first settings, not tuned).
+INTERACTIONS = ("concat", "concat+product")
+"""How the embeddings meet: the MLP on their concatenation, or that plus their product."""
+
+RANKING_TRAIN: dict[str, dict[str, Any]] = {
+    "bpr": _RANKING_SETTINGS,
+    "bce": _RANKING_SETTINGS,
+    "joint": _RANKING_SETTINGS,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class EmbeddingNetConfig:
         biases: Add user and item biases (started from the closed-form ones) to the output.
         reg_embeddings: Per-example L2 weight on the batch's user and item embedding rows.
         reg_bias: Per-example L2 weight on the batch's user and item biases (with ``biases``).
+        interaction: ``concat`` (the article's MLP on the concatenated embeddings) or
+            ``concat+product`` (plus the GMF branch ``e_u * e_i`` beside the last hidden layer).
     """
 
     n_factors: int = 150
@@ -64,6 +78,7 @@ class EmbeddingNetConfig:
     biases: bool = False
     reg_embeddings: float = 0.0
     reg_bias: float = 0.0
+    interaction: str = "concat"
 
     def __post_init__(self) -> None:
         # TOML and JSON give lists; a frozen config holds tuples so it stays hashable.
@@ -86,6 +101,11 @@ class EmbeddingNetConfig:
             raise ConfigError(
                 f"EmbeddingNet's reg_embeddings and reg_bias must be >= 0 "
                 f"(got {self.reg_embeddings}, {self.reg_bias})"
+            )
+        if self.interaction not in INTERACTIONS:
+            raise ConfigError(
+                f"EmbeddingNet's interaction must be one of {', '.join(INTERACTIONS)} "
+                f"(got {self.interaction!r})"
             )
 
 
@@ -117,7 +137,8 @@ class EmbeddingNet(RatingModel):
                 layers.append(nn.Dropout(cfg.dropouts[depth]))
             width = out
         self.hidden = nn.Sequential(*layers)
-        self.output = nn.Linear(width, 1)
+        self.product = cfg.interaction == "concat+product"
+        self.output = nn.Linear(width + (cfg.n_factors if self.product else 0), 1)
         low, high = self.rating_scale
         self.register_buffer("offset", torch.tensor(low - 0.5))
         self.register_buffer("span", torch.tensor(high - low + 1.0))
@@ -194,8 +215,27 @@ class EmbeddingNet(RatingModel):
 
     def _logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         features = torch.cat([self.user_embedding(user_idx), self.item_embedding(item_idx)], dim=1)
-        hidden = self.hidden(self.embedding_dropout(features))
+        dropped = self.embedding_dropout(features)
+        hidden = self.hidden(dropped)
+        if self.product:
+            n = self.config.n_factors
+            hidden = torch.cat([hidden, dropped[:, :n] * dropped[:, n:]], dim=1)
         return self.output(hidden).squeeze(1)
+
+    def _product_weight(self) -> torch.Tensor:
+        """The final unit's weights on the GMF branch ``[n_factors]`` (``concat+product``)."""
+        return self.output.weight[0, -self.config.n_factors :]
+
+    def product_logits(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
+        """The GMF branch's share of the logit, ``(e_u * w) . e_i``, for every user x item.
+
+        The final unit is linear, so the branch folds into one matrix product instead of a
+        ``[U, n_items, n_factors]`` tensor. ``user`` float ``[U, n]`` (or ``[n]``), ``items``
+        float ``[m, n]``; returns ``[U, m]`` (or ``[m]``), or None for ``concat``.
+        """
+        if not self.product:
+            return None
+        return (user * self._product_weight()) @ items.T
 
     def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         # The scaled sigmoid is monotone, so a ranking-trained net ranks the same by either.
@@ -227,22 +267,35 @@ class EmbeddingNet(RatingModel):
             item_side = self.item_side()
         first = self.hidden[0]
         n = self.config.n_factors
-        user_side = self.user_embedding(user_idx) @ first.weight[:, :n].T  # [U, h1]
+        users = self.user_embedding(user_idx)
+        user_side = users @ first.weight[:, :n].T  # [U, h1]
         pre = user_side[:, None, :] + item_side[None, :, :]  # [U, n_items, h1]
-        scores = self.head(pre.reshape(-1, pre.shape[-1])).view(user_idx.shape[0], self.n_items)
+        product = self.product_logits(users, self.item_embedding.weight)  # [U, n_items] or None
+        scores = self.head(
+            pre.reshape(-1, pre.shape[-1]), None if product is None else product.reshape(-1)
+        ).view(user_idx.shape[0], self.n_items)
         if self.config.biases:
             scores = scores + self.user_bias(user_idx) + self.item_bias.weight.T
         return scores
 
-    def head(self, first_layer: torch.Tensor) -> torch.Tensor:
+    def head(
+        self, first_layer: torch.Tensor, product_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Everything after the first linear layer: ``[N, h1]`` pre-activations -> ``[N]`` ratings.
 
         Lets callers that assemble the first layer themselves (batched scoring, cold-start
         fold-in of a new user) reuse the rest of the network. With ``biases`` the user and item
-        biases are not included: callers add them.
+        biases are not included: callers add them. With ``concat+product`` the caller passes
+        the GMF branch's logits ``[N]`` (:meth:`product_logits`).
         """
         hidden = self.hidden[1:](torch.relu(first_layer))
-        return self._scale(self.output(hidden)).squeeze(-1)
+        if not self.product:
+            return self._scale(self.output(hidden)).squeeze(-1)
+        width = hidden.shape[-1]
+        logits = hidden @ self.output.weight[0, :width] + self.output.bias[0]
+        if product_logits is not None:
+            logits = logits + product_logits
+        return self._scale(logits)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
@@ -282,7 +335,8 @@ class EmbeddingNet(RatingModel):
         for _ in range(options.steps):
             with torch.enable_grad():
                 pre = rated_side + user @ user_weight.T
-                predicted = self.head(pre)
+                rated = self.item_embedding.weight[items].detach()
+                predicted = self.head(pre, self.product_logits(user, rated))
                 if item_bias is not None:
                     predicted = predicted + item_bias[items] + user_bias
                 fit = torch.mean((predicted - target) ** 2)
@@ -302,7 +356,8 @@ class EmbeddingNet(RatingModel):
         with torch.inference_mode():
             if item_side is None:
                 item_side = self.item_side()
-            scores = self.head(item_side + best @ user_weight.T)
+            product = self.product_logits(best, self.item_embedding.weight)
+            scores = self.head(item_side + best @ user_weight.T, product)
             if item_bias is not None:
                 scores = scores + item_bias + best_bias
             return scores

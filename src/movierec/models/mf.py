@@ -23,7 +23,13 @@ _RANKING_SETTINGS: dict[str, Any] = {
     "negatives": 4,
 }
 # The same settings serve both ranking objectives.
-RANKING_TRAIN: dict[str, dict[str, Any]] = {"bpr": _RANKING_SETTINGS, "bce": _RANKING_SETTINGS}
+# ``joint`` samples negatives like them and reads the ranking settings too (its MSE half is the
+# rating objective's loss; first settings, not tuned).
+RANKING_TRAIN: dict[str, dict[str, Any]] = {
+    "bpr": _RANKING_SETTINGS,
+    "bce": _RANKING_SETTINGS,
+    "joint": _RANKING_SETTINGS,
+}
 
 
 @dataclass(frozen=True)

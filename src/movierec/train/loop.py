@@ -48,7 +48,7 @@ from movierec.train import distributed, optim
 from movierec.train.checkpoint import TrainingState, save_checkpoint
 from movierec.train.device import resolve_device
 from movierec.train.dropout import cheap_dropout
-from movierec.train.objectives import RANKING_LOSSES
+from movierec.train.objectives import predicts_ratings, selects_on_ndcg
 from movierec.train.trainer import Trainer
 from movierec.train.validation import VALID_K, validate
 
@@ -172,14 +172,17 @@ def _epochs(
 ) -> None:
     """Train epoch after epoch until ``config.epochs`` or early stopping."""
     config, result = trainer.config, run.result
-    ranking = config.objective in RANKING_LOSSES
+    ranking = selects_on_ndcg(config.objective)
+    rmse = predicts_ratings(config.objective)
     for epoch in range(trainer.epoch, config.epochs + 1):
         wall_start = run.segment_start = time.perf_counter()
         first_position, lr_now = trainer.position, trainer.lr
         train_loss = trainer.train_epoch()
         result.train_seconds += time.perf_counter() - run.segment_start
         result.ratings_seen += trainer.epoch_rows - first_position
-        valid_loss, valid_rmse, valid_ndcg = validate(trainer.model, trainer.train, valid, ranking)
+        valid_loss, valid_rmse, valid_ndcg = validate(
+            trainer.model, trainer.train, valid, ranking, rmse=rmse
+        )
         seconds = time.perf_counter() - wall_start
         record = EpochRecord(epoch, train_loss, valid_loss, valid_rmse, lr_now, seconds, valid_ndcg)
         result.history.append(record)
@@ -202,8 +205,8 @@ def _epochs(
 def _show(record: EpochRecord, loss_name: str) -> None:
     """The one progress line of an epoch, on stderr beside the progress bars."""
     shown = f"valid RMSE {record.valid_rmse:.4f}" if record.valid_rmse is not None else ""
-    if record.valid_ndcg is not None:
-        shown = f"valid NDCG@{VALID_K} {record.valid_ndcg:.4f}"
+    if record.valid_ndcg is not None:  # joint runs show both
+        shown = f"{shown}  valid NDCG@{VALID_K} {record.valid_ndcg:.4f}".lstrip()
     tqdm.write(
         f"epoch {record.epoch:3d}  train {loss_name} {record.train_loss:.4f}  {shown}",
         file=sys.stderr,

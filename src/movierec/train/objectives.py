@@ -5,12 +5,18 @@
   and a sampled unrated item ``j`` of the same user, averaged over pairs.
 - ``bce``: pointwise binary cross-entropy on logits, NCF-style: every rated pair is a positive,
   every sampled unrated pair a negative, averaged over all of them.
+- ``joint``: the ``rating`` MSE on the batch's observed ratings plus ``ranking_weight`` times a
+  ranking loss (``joint_ranking_loss``: ``bpr`` or ``bce``) of the same rated pairs against
+  sampled negatives, so one model both predicts ratings and ranks unseen items.
 
 Ranking objectives score with :meth:`RatingModel.logits` (the EmbeddingNet's pre-sigmoid output,
 MF's dot product plus biases), so BCE-with-logits stays numerically sound and BPR differences do
 not saturate. Which items are "unrated" comes from
 :class:`movierec.train.negatives.NegativeSampler`.
-A model trained with ``bpr`` or ``bce`` ranks items; its scores are not ratings.
+A model trained with ``bpr`` or ``bce`` ranks items; its scores are not ratings. A model trained
+with ``joint`` predicts ratings (``forward``) and ranks by the same scores before clipping
+(which rank like its logits): :func:`predicts_ratings` is the one place that says which
+objectives give ratings.
 """
 
 from __future__ import annotations
@@ -18,8 +24,28 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OBJECTIVES = ("rating", "bpr", "bce")
+OBJECTIVES = ("rating", "bpr", "bce", "joint")
 RANKING_OBJECTIVES = ("bpr", "bce")
+SAMPLED_OBJECTIVES = ("bpr", "bce", "joint")
+"""Objectives whose step draws negatives (the trainer builds a sampler for them)."""
+JOINT_RANKING_LOSSES = ("bpr", "bce")
+
+
+def predicts_ratings(objective: str) -> bool:
+    """Whether a model trained with ``objective`` outputs ratings (``rating`` and ``joint``).
+
+    Every rating-vs-ranking decision downstream (predict, RMSE, clipping, labels) asks this.
+    """
+    return objective in ("rating", "joint")
+
+
+def selects_on_ndcg(objective: str) -> bool:
+    """Whether early stopping picks epochs on validation NDCG@10 (else on RMSE).
+
+    ``joint`` is selected on NDCG@10: the ranking half is what it adds over ``rating``, and its
+    validation RMSE is still recorded in the history beside it.
+    """
+    return objective != "rating"
 
 
 def rating_loss(predicted: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
@@ -50,3 +76,25 @@ def bce_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
 
 
 RANKING_LOSSES = {"bpr": bpr_loss, "bce": bce_loss}
+
+
+def joint_loss(
+    predicted: torch.Tensor,
+    rating: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    ranking_weight: float,
+    ranking: str = "bce",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, mse, ranking)``: ``mse + ranking_weight * ranking``, both parts returned too.
+
+    Args:
+        predicted: float ``[B]`` predicted ratings of the rated pairs; ``rating`` their truth.
+        positive: float ``[B]`` ranking logits of the rated pairs.
+        negative: float ``[B, n]`` ranking logits of sampled unrated pairs.
+        ranking_weight: Weight of the ranking part (>= 0).
+        ranking: ``bpr`` or ``bce``.
+    """
+    mse = rating_loss(predicted, rating)
+    rank = RANKING_LOSSES[ranking](positive, negative)
+    return mse + ranking_weight * rank, mse, rank

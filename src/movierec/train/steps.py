@@ -17,7 +17,7 @@ import torch
 
 from movierec.models.base import RatingModel
 from movierec.train.negatives import NegativeSampler
-from movierec.train.objectives import RANKING_LOSSES, rating_loss
+from movierec.train.objectives import RANKING_LOSSES, joint_loss, rating_loss
 
 StepResult = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -33,6 +33,8 @@ class StepModel:
         logits: ``(user_idx, item_idx) -> logits``: :meth:`RatingModel.logits`, or through DDP.
         sampler: Draws unrated items for the ranking objectives; None for ``rating``.
         negatives: Sampled negatives per rated pair (ranking objectives).
+        ranking_weight: Weight of the ranking part of ``joint``.
+        joint_ranking_loss: ``bpr`` or ``bce``: the ranking part of ``joint``.
     """
 
     model: RatingModel
@@ -40,6 +42,8 @@ class StepModel:
     logits: Callable[..., torch.Tensor]
     sampler: NegativeSampler | None
     negatives: int
+    ranking_weight: float = 1.0
+    joint_ranking_loss: str = "bce"
 
 
 StepFunction = Callable[[StepModel, torch.Tensor, torch.Tensor, torch.Tensor], StepResult]
@@ -89,7 +93,41 @@ def bce_step(
     return _ranking_step(net, users, items, RANKING_LOSSES["bce"])
 
 
-STEPS: dict[str, StepFunction] = {"rating": rating_step, "bpr": bpr_step, "bce": bce_step}
+def joint_step(
+    net: StepModel, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor
+) -> StepResult:
+    """MSE on the batch's ratings plus ``ranking_weight`` x BPR/BCE against sampled negatives.
+
+    The MSE half is exactly :func:`rating_step`'s loss (``forward``, the predicted rating); the
+    ranking half scores the rated pairs and their negatives with ``logits`` (the model's
+    ranking score). Two calls, so the rated pairs see two dropout masks: each half is the loss
+    its own objective would compute.
+    """
+    assert net.sampler is not None  # the trainer builds one for every sampled objective
+    n = net.negatives
+    negatives = net.sampler.sample(users, n)  # [B, n]
+    predicted = net.forward(users, items)
+    all_users = torch.cat([users, users.repeat_interleave(n)])
+    all_items = torch.cat([items, negatives.reshape(-1)])
+    logits = net.logits(all_users, all_items)
+    positive, negative = logits[: users.shape[0]], logits[users.shape[0] :]
+    loss, _, _ = joint_loss(
+        predicted,
+        ratings,
+        positive,
+        negative.view(-1, n),
+        net.ranking_weight,
+        net.joint_ranking_loss,
+    )
+    return loss, net.model.penalty(all_users, all_items)
+
+
+STEPS: dict[str, StepFunction] = {
+    "rating": rating_step,
+    "bpr": bpr_step,
+    "bce": bce_step,
+    "joint": joint_step,
+}
 """The step of each objective (``TrainConfig.objective``)."""
 
 COMPILED_STEPS = frozenset({"rating"})

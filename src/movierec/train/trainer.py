@@ -30,7 +30,7 @@ from movierec.data.tensors import RatingTensors
 from movierec.models.base import RatingModel
 from movierec.train import distributed, optim, precision
 from movierec.train.negatives import NegativeSampler
-from movierec.train.objectives import RANKING_LOSSES
+from movierec.train.objectives import SAMPLED_OBJECTIVES
 from movierec.train.schedule import learning_rate
 from movierec.train.steps import COMPILED_STEPS, STEPS, StepModel, StepResult
 
@@ -119,8 +119,8 @@ class Trainer:
         )
 
     def _build_sampler(self) -> NegativeSampler | None:
-        """The negative sampler of the ranking objectives (None for ``rating``)."""
-        if self.config.objective not in RANKING_LOSSES:
+        """The negative sampler of the ranking and joint objectives (None for ``rating``)."""
+        if self.config.objective not in SAMPLED_OBJECTIVES:
             return None
         seed = self.options.seed + 1 + self.world.rank
         return NegativeSampler(
@@ -162,7 +162,16 @@ class Trainer:
         self, forward: Callable[..., torch.Tensor], logits: Callable[..., torch.Tensor]
     ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], StepResult]:
         """The objective's step function, under autocast, compiled when asked (rating only)."""
-        net = StepModel(self.model, forward, logits, self.sampler, self.config.negatives)
+        config = self.config
+        net = StepModel(
+            self.model,
+            forward,
+            logits,
+            self.sampler,
+            config.negatives,
+            config.ranking_weight,
+            config.joint_ranking_loss,
+        )
         step = STEPS[self.config.objective]
         device, dtype = self.device, self.autocast_dtype
 

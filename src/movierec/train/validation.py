@@ -75,15 +75,23 @@ def validation_ndcg(
 
 
 def validate(
-    model: RatingModel, train: RatingTensors, valid: RatingTensors | None, ranking: bool
+    model: RatingModel,
+    train: RatingTensors,
+    valid: RatingTensors | None,
+    ranking: bool,
+    *,
+    rmse: bool | None = None,
 ) -> tuple[float | None, float | None, float | None]:
-    """``(valid_loss, valid_rmse, valid_ndcg)`` of one epoch: MSE/RMSE, or NDCG@10 if ranking.
+    """``(valid_loss, valid_rmse, valid_ndcg)`` of one epoch: NDCG@10 if ``ranking``, MSE/RMSE
+    if ``rmse`` (default: when not ranking; the ``joint`` objective asks for both).
 
     All three are None without a validation split; the ones the objective does not use are None.
     """
     if valid is None:
         return None, None, None
-    if ranking:
-        return None, None, validation_ndcg(model, train, valid)
+    rmse = not ranking if rmse is None else rmse
+    ndcg = validation_ndcg(model, train, valid) if ranking else None
+    if not rmse:
+        return None, None, ndcg
     valid_loss = float(torch.mean((predict_tensors(model, valid) - valid.rating) ** 2))
-    return valid_loss, math.sqrt(valid_loss), None
+    return valid_loss, math.sqrt(valid_loss), ndcg

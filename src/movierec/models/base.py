@@ -121,6 +121,16 @@ class RatingModel(nn.Module):
         """Unbounded scores ``[B]`` for the ranking losses (default: :meth:`forward`)."""
         return self.forward(user_idx, item_idx)
 
+    def rank_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Every item's ranking score ``[U, n_items]``, ordered as :meth:`logits` orders them.
+
+        The default is :meth:`score_items`: one score both predicts and ranks. A model with a
+        ranking head of its own (``joint`` training) ranks by that head instead.
+        """
+        return self.score_items(user_idx, item_side)
+
     def item_vectors(self) -> torch.Tensor | None:
         """Item embeddings ``[n_items, d]`` for cosine similarity, or None if the model has none."""
         return None

@@ -76,6 +76,7 @@ class EmbeddingNetConfig:
     dropouts: tuple[float, ...] = field(default=(0.25, 0.5))
     embedding_dropout: float = 0.02
     biases: bool = False
+    ranking_head: bool = False
     reg_embeddings: float = 0.0
     reg_bias: float = 0.0
     interaction: str = "concat"
@@ -139,6 +140,10 @@ class EmbeddingNet(RatingModel):
         self.hidden = nn.Sequential(*layers)
         self.product = cfg.interaction == "concat+product"
         self.output = nn.Linear(width + (cfg.n_factors if self.product else 0), 1)
+        if cfg.ranking_head:
+            # A second unit on the same features: the ranking logit of ``joint`` training, so
+            # what sampled negatives teach (popularity) does not bend the predicted ratings.
+            self.rank_output = nn.Linear(self.output.in_features, 1)
         low, high = self.rating_scale
         self.register_buffer("offset", torch.tensor(low - 0.5))
         self.register_buffer("span", torch.tensor(high - low + 1.0))
@@ -209,22 +214,46 @@ class EmbeddingNet(RatingModel):
         With ``biases`` the biases sit after the sigmoid, so the score that ranks like
         :meth:`score_items` is the rating itself.
         """
+        if self.config.ranking_head:
+            return self.rank_output(self._features(user_idx, item_idx)).squeeze(1)
         if self.config.biases:
             return self.forward(user_idx, item_idx)
         return self._logits(user_idx, item_idx)
 
-    def _logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+    def _features(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        """What the output unit reads: the last hidden layer (and the GMF branch)."""
         features = torch.cat([self.user_embedding(user_idx), self.item_embedding(item_idx)], dim=1)
         dropped = self.embedding_dropout(features)
         hidden = self.hidden(dropped)
         if self.product:
             n = self.config.n_factors
             hidden = torch.cat([hidden, dropped[:, :n] * dropped[:, n:]], dim=1)
-        return self.output(hidden).squeeze(1)
+        return hidden
 
-    def _product_weight(self) -> torch.Tensor:
+    def _logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
+        return self.output(self._features(user_idx, item_idx)).squeeze(1)
+
+    def _product_weight(self, unit: nn.Linear | None = None) -> torch.Tensor:
         """The final unit's weights on the GMF branch ``[n_factors]`` (``concat+product``)."""
-        return self.output.weight[0, -self.config.n_factors :]
+        return (unit or self.output).weight[0, -self.config.n_factors :]
+
+    def rank_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """With a ranking head, its logit for every item (batched as :meth:`score_items`)."""
+        if not self.config.ranking_head:
+            return self.score_items(user_idx, item_side)
+        if item_side is None:
+            item_side = self.item_side()
+        first, n, unit = self.hidden[0], self.config.n_factors, self.rank_output
+        users = self.user_embedding(user_idx)
+        pre = (users @ first.weight[:, :n].T)[:, None, :] + item_side[None, :, :]
+        hidden = self.hidden[1:](torch.relu(pre))  # [U, n_items, width]
+        width = hidden.shape[-1]
+        scores = hidden @ unit.weight[0, :width] + unit.bias[0]
+        if self.product:
+            scores = scores + (users * self._product_weight(unit)) @ self.item_embedding.weight.T
+        return scores
 
     def product_logits(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
         """The GMF branch's share of the logit, ``(e_u * w) . e_i``, for every user x item.

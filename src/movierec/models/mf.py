@@ -47,6 +47,7 @@ class MFConfig:
     reg_factors: float = 0.05
     reg_bias: float = 0.005
     init_std: float = 0.01
+    ranking_head: bool = False
 
 
 class MatrixFactorization(RatingModel):
@@ -75,6 +76,12 @@ class MatrixFactorization(RatingModel):
         nn.init.normal_(self.item_factors.weight, std=self.config.init_std)
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
+        if self.config.ranking_head:
+            # The ranking logit shares the factors but has its own item offsets: popularity
+            # (what sampled negatives teach) lands there, not in the rating biases.
+            self.rank_item_bias = nn.Embedding(n_items, 1)
+            self.rank_offset = nn.Parameter(torch.zeros(1))
+            nn.init.zeros_(self.rank_item_bias.weight)
 
     @classmethod
     def default_train_overrides(cls, objective: str = "rating") -> dict[str, Any]:
@@ -99,8 +106,19 @@ class MatrixFactorization(RatingModel):
         )
 
     def logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
-        """``b_u + b_i + p_u . q_i``: the forward output less the constant global mean."""
-        return self.forward(user_idx, item_idx) - self.global_mean
+        """``b_u + b_i + p_u . q_i``: the forward output less the constant global mean; with a
+        ranking head, ``c + r_i + p_u . q_i`` (its own item offsets)."""
+        if not self.config.ranking_head:
+            return self.forward(user_idx, item_idx) - self.global_mean
+        dot = (self.user_factors(user_idx) * self.item_factors(item_idx)).sum(dim=1)
+        return self.rank_offset + self.rank_item_bias(item_idx).squeeze(1) + dot
+
+    def rank_items(
+        self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if not self.config.ranking_head:
+            return self.score_items(user_idx, item_side)
+        return self.user_factors(user_idx) @ self.item_factors.weight.T + self.rank_item_bias.weight.T
 
     def score_items(
         self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None

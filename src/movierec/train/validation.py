@@ -62,7 +62,7 @@ def validation_ndcg(
     for start in range(0, users.numel(), per_batch):
         batch = users[start : start + per_batch]
         on_device = batch.to(device)
-        scores = model.score_items(on_device, item_side).float()
+        scores = model.rank_items(on_device, item_side).float()
         scores = scores.masked_fill(seen.mask(batch).to(device), float("-inf"))
         top = torch.topk(scores, k, dim=1)
         keys = on_device[:, None] * n_items + top.indices

@@ -38,7 +38,8 @@ def _close(actual, expected) -> bool:
 def test_every_model_reproduces_its_golden_metrics(ml100k, key):
     name, model_options, train_options = CASES[key]
     spec = ModelSpec.resolve(name, model_options=model_options, train_options=train_options)
-    run = run_job(Job(spec, ONE_THREAD, split="u1"), data=ml100k)
+    # Raw ranking: the goldens predate the shrunk list order (issue 13), which is tested apart.
+    run = run_job(Job(spec, ONE_THREAD, split="u1", rank_by="raw"), data=ml100k)
     expected = GOLDEN["cases"][key]
     losses = [record.train_loss for record in run.fit.history]
     assert len(losses) == len(expected["train_loss"])

@@ -1,6 +1,7 @@
 """Recommender: raw IDs in and out, seen items excluded, documented fallback, similar items."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -25,8 +26,10 @@ def test_top_n_excludes_seen_items_and_is_sorted(recommender, ratings):
     top = recommender.top_n(user, k=10)
     assert len(top) == 10
     assert not seen & {r.item for r in top}
-    scores = [r.score for r in top]
-    assert scores == sorted(scores, reverse=True)
+    scores = [r.score for r in top]  # predicted ratings, ranked by their shrunk value
+    penalty = recommender.shrink_penalty()
+    keys = [r.score - float(penalty[recommender.encoder.item_index(r.item)]) for r in top]
+    assert keys == pytest.approx(sorted(keys, reverse=True), abs=1e-6)
     assert all(1.0 <= s <= 5.0 for s in scores)
     assert top[0].title == f"Movie {top[0].item}"
     assert top[0].genres == "Drama|Comedy"
@@ -116,3 +119,52 @@ def test_user_index_matches_the_encoder(recommender):
     assert recommender.user_index(f"0{first}") == encoder.user_index(f"0{first}")
     with pytest.raises(UnknownIdError):
         recommender.user_index("no-such-user")
+
+
+def test_raw_ranking_sorts_by_the_predicted_rating(recommender, ratings):
+    user = int(ratings["user_id"].iloc[0])
+    recommender.rank_by = "raw"
+    try:
+        scores = [r.score for r in recommender.top_n(user, k=10)]
+    finally:
+        recommender.rank_by = "shrunk"
+    assert scores == sorted(scores, reverse=True)
+
+
+class _Constant(torch.nn.Module):
+    """Predicts the same rating for every pair: only the shrinkage can order the items."""
+
+    predicts_ratings = True
+    rating_scale = (1.0, 5.0)
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+
+    def score_items(self, users, item_side=None):
+        return torch.full((len(users), self.n_items), 4.2)
+
+    def item_side(self):
+        return None
+
+
+def test_shrinkage_never_puts_a_once_rated_item_above_one_rated_100_times_at_the_same_mean():
+    from movierec.models.bias import fit_biases
+    from movierec.recommend import Recommender
+    from tests.factories import everything
+
+    # Item 0: one rating; item 1: 100 ratings; item 2: 10; users 1..100 rate item 1.
+    rows = (
+        [(1, 0, 5.0)] + [(u, 1, 4.0) for u in range(1, 101)] + [(u, 2, 4.0) for u in range(1, 11)]
+    )
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    prepared = everything(frame)
+    enc = prepared.encoder
+    model = _Constant(enc.n_items)
+    t = prepared.fit_tensors
+    fallback = fit_biases(t.user_idx, t.item_idx, t.rating, enc.n_users, enc.n_items)
+    recommender = Recommender(model, enc, fallback, prepared.seen)
+    order = recommender.top_indices(torch.tensor([enc.user_index(1)]), 3)[0][0].tolist()
+    assert [int(enc.item_ids[i]) for i in order] == [1, 2, 0]
+    with pytest.raises(ConfigError, match="rank_by must be one of shrunk, raw"):
+        recommender.rank_by = "lcb"

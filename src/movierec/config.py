@@ -35,6 +35,16 @@ from movierec.data.policies import DataPolicy
 from movierec.errors import ConfigError
 
 SCHEDULES = ("constant", "one-cycle", "cosine-restarts")
+RANK_BY = ("shrunk", "raw")  # how a rating run orders its lists (movierec.recommend.Recommender)
+
+
+def check_rank_by(rank_by: str) -> str:
+    """``rank_by`` if it is one of :data:`RANK_BY`, else a one-line ConfigError."""
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"rank_by must be one of {', '.join(RANK_BY)} (got {rank_by!r})")
+    return rank_by
+
+
 OBJECTIVES = ("rating", "bpr", "bce", "joint")  # kept in step with movierec.train.objectives
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 JOINT_RANKING_LOSSES = ("bpr", "bce")  # kept in step with movierec.train.objectives
@@ -311,6 +321,8 @@ class Job:
         k: Length of the evaluated top-k lists.
         relevance: The rating a test item needs to be relevant, None for any rating, or
             ``"default"`` to let the split decide.
+        rank_by: How a rating run's evaluated lists are ordered (``shrunk`` or ``raw``, see
+            :class:`movierec.recommend.Recommender`).
     """
 
     spec: ModelSpec
@@ -321,6 +333,7 @@ class Job:
     policy: DataPolicy = field(default_factory=DataPolicy)
     k: int = 10
     relevance: float | str | None = "default"
+    rank_by: str = "shrunk"
 
     def context(self) -> dict[str, Any]:
         """The checkpoint's record of this job (JSON), read back by :meth:`from_context`."""
@@ -342,6 +355,7 @@ class Job:
             },
             "k": self.k,
             "relevance": self.relevance,
+            "rank_by": self.rank_by,
         }
 
     @classmethod
@@ -364,4 +378,8 @@ class Job:
             policy=DataPolicy.from_dict(context.get("load_options", {})),
             k=context.get("k", 10),
             relevance=context.get("relevance", "default"),
+            rank_by=context.get("rank_by", "shrunk"),
         )
+
+    def __post_init__(self) -> None:
+        check_rank_by(self.rank_by)

@@ -129,6 +129,7 @@ def train_model(
         # Rank 0 evaluates and saves; the other ranks' part ends with training.
         return TrainedRun(job, prepared, recommender, {"rank": distributed.world().rank})
     split = prepared.split
+    recommender.rank_by = job.rank_by
     threshold = default_relevance(split.name) if job.relevance == "default" else job.relevance
     started = time.perf_counter()
     metrics = evaluate(recommender, split.train, split.test, k=job.k, threshold=threshold)

@@ -118,7 +118,9 @@ class MatrixFactorization(RatingModel):
     ) -> torch.Tensor:
         if not self.config.ranking_head:
             return self.score_items(user_idx, item_side)
-        return self.user_factors(user_idx) @ self.item_factors.weight.T + self.rank_item_bias.weight.T
+        return (
+            self.user_factors(user_idx) @ self.item_factors.weight.T + self.rank_item_bias.weight.T
+        )
 
     def score_items(
         self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None

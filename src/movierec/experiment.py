@@ -222,6 +222,7 @@ def train(
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
     relevance: float | str | None = "default",
+    rank_by: str = "shrunk",
 ) -> TrainedRun:
     """Load ``data``, train one model, evaluate it on the test split and optionally save it.
 
@@ -239,6 +240,7 @@ def train(
         policy=policy or DataPolicy(),
         k=k,
         relevance=relevance,
+        rank_by=rank_by,
     )
     return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
 
@@ -280,6 +282,7 @@ def compare_models(
     k: int = 10,
     train_options: Mapping[str, Any] | None = None,
     relevance: float | str | None = "default",
+    rank_by: str = "shrunk",
 ) -> list[TrainedRun]:
     """Train each model on the same split (same seed) and evaluate each on the same test set.
 
@@ -296,6 +299,7 @@ def compare_models(
         policy=policy or DataPolicy(),
         k=k,
         relevance=relevance,
+        rank_by=rank_by,
     )
     jobs = [
         dataclasses.replace(base, spec=ModelSpec.resolve(name, train_options=overrides))
@@ -330,11 +334,13 @@ def evaluate_run(
     seed: int | None = None,
     k: int = 10,
     relevance: float | str | None = "default",
+    rank_by: str = "shrunk",
 ) -> dict[str, Any]:
     """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given)."""
     from movierec.artifacts import load_run
 
     recommender, run = load_run(run_dir)
+    recommender.rank_by = rank_by
     dataset = (
         data
         if isinstance(data, RatingsData)

@@ -68,6 +68,12 @@ RELEVANCE = typer.Option(
     help="Which test items are relevant for ranking metrics: any, or >=R (e.g. >=4). "
     "Default: any for the stratified split, >=4 otherwise.",
 )
+RANK_BY = typer.Option(
+    "shrunk",
+    "--rank-by",
+    help="How a rating run orders lists: shrunk (prediction less a margin for items with few "
+    "training ratings) or raw (the predicted rating). Ranking and joint runs ignore it.",
+)
 SEED = typer.Option(0, "--seed", help="Seed for the split, initialisation, shuffling, dropout.")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")
 THREADS = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from movierec.cli.options import JSON, RUN_DIR, K
+from movierec.cli.options import JSON, RANK_BY, RUN_DIR, K
 from movierec.cli.output import out, print_items, print_json, user_errors
 
 
@@ -18,6 +18,7 @@ def recommend(
     include_seen: bool = typer.Option(
         False, "--include-seen", help="Also rank items rated in training."
     ),
+    rank_by: str = RANK_BY,
     as_json: bool = JSON,
 ) -> None:
     """Top-k movies for a user, with titles and predicted ratings (ranking scores for runs
@@ -25,6 +26,7 @@ def recommend(
     from movierec.artifacts import load_run
 
     recommender, _ = load_run(run_dir)
+    recommender.rank_by = rank_by
     items = recommender.top_n(user, k, exclude_seen=not include_seen)
     label = "predicted" if recommender.predicts_ratings else "score"
     print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", label)

@@ -25,6 +25,7 @@ from movierec.cli.options import (
     OUT_OF_SCALE,
     PRECISION,
     QUIET,
+    RANK_BY,
     RATING_SCALE,
     RELEVANCE,
     RUN_DIR,
@@ -59,6 +60,7 @@ def train(
     negatives: int | None = NEGATIVES,
     negative_sampling: str | None = NEGATIVE_SAMPLING,
     relevance: str | None = RELEVANCE,
+    rank_by: str = RANK_BY,
     seed: int = SEED,
     device: str = DEVICE,
     threads: int | None = THREADS,
@@ -129,6 +131,7 @@ def train(
         k=k,
         train_options=options.train_options(objective, negatives, negative_sampling),
         relevance=options.relevance(relevance),
+        rank_by=rank_by,
     )
     _print_train(run.metrics, k, as_json, out_dir)
 
@@ -162,6 +165,7 @@ def compare(
     negatives: int | None = NEGATIVES,
     negative_sampling: str | None = NEGATIVE_SAMPLING,
     relevance: str | None = RELEVANCE,
+    rank_by: str = RANK_BY,
     seed: int = SEED,
     device: str = DEVICE,
     threads: int | None = THREADS,
@@ -182,6 +186,7 @@ def compare(
         k=k,
         train_options=options.train_options(objective, negatives, negative_sampling),
         relevance=options.relevance(relevance),
+        rank_by=rank_by,
     )
     rows = [run.metrics for run in runs]
     if as_json:
@@ -203,6 +208,7 @@ def evaluate(
     k: int = K,
     seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
     relevance: str | None = RELEVANCE,
+    rank_by: str = RANK_BY,
     as_json: bool = JSON,
 ) -> None:
     """Evaluate a saved run on a dataset's test split."""
@@ -217,6 +223,7 @@ def evaluate(
         seed=seed,
         k=k,
         relevance=options.relevance(relevance),
+        rank_by=rank_by,
     )
     if as_json:
         print_json(metrics)

@@ -65,7 +65,7 @@ def test_predict_uses_the_bias_fallback_for_unknown_ids(recommender):
 
 def test_similar_items_excludes_the_item_and_ranks_by_cosine(recommender):
     item = recommender.encoder.item_ids[3]
-    similar = recommender.similar_items(item, k=5)
+    similar = recommender.similar_items(item, k=5, similarity="cosine")
     assert len(similar) == 5 and item not in {s.item for s in similar}
     vectors = torch.nn.functional.normalize(recommender.model.item_vectors().detach(), dim=1)
     cosine = (vectors @ vectors[3]).numpy()
@@ -74,10 +74,10 @@ def test_similar_items_excludes_the_item_and_ranks_by_cosine(recommender):
     assert [s.item for s in similar] == list(expected)
 
 
-def test_similar_items_needs_embeddings(ratings):
+def test_cosine_similar_items_need_embeddings(ratings):
     bias = build_recommender("bias", ratings)
     with pytest.raises(MovieRecError, match="no item embeddings"):
-        bias.similar_items(int(ratings["item_id"].iloc[0]))
+        bias.similar_items(int(ratings["item_id"].iloc[0]), similarity="cosine")
 
 
 def test_precomputed_scores_rank_exactly_as_scoring_on_the_fly(ratings):

@@ -38,6 +38,12 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import RatingModel
 from movierec.models.bias import Biases
+from movierec.similarity import (
+    DEFAULT_SIMILARITY,
+    CoOccurrence,
+    CosineOfVectors,
+    check_similarity,
+)
 from movierec.train.objectives import OBJECTIVES, predicts_ratings
 
 if TYPE_CHECKING:
@@ -109,7 +115,7 @@ class Recommender:
         self.info = dict(info or {})
         self.training = training
         self._titles, self._genres = self._align_metadata(items)
-        self._unit_items: torch.Tensor | None = None
+        self._similarity: dict[str, CoOccurrence | CosineOfVectors] = {}
         self._item_side_cache: torch.Tensor | None = None
         self._scores: torch.Tensor | None = None
         self._seen_from: list[int] = []  # seen.indptr as ints, with the scores: [u]..[u+1]
@@ -130,6 +136,11 @@ class Recommender:
         titles = np.where(missing, ids.astype(str), aligned["title"].astype(str).to_numpy())
         genres = aligned["genres"].fillna("").astype(str).to_numpy(dtype=object)
         return titles.astype(object), genres
+
+    @property
+    def genres_by_index(self) -> np.ndarray:
+        """Each item's ``|``-separated genres in item-index order ('' where unknown)."""
+        return self._genres
 
     @property
     def rank_by(self) -> str:
@@ -404,22 +415,39 @@ class Recommender:
         return self._as_recommendations(items, scores)
 
     @torch.inference_mode()
-    def similar_items(self, item_id: Any, k: int = 10) -> list[Recommendation]:
-        """The ``k`` items whose embeddings are closest by cosine similarity (itself excluded)."""
+    def similar_items(
+        self, item_id: Any, k: int = 10, *, similarity: str | None = None
+    ) -> list[Recommendation]:
+        """The ``k`` items most similar to ``item_id`` (itself excluded).
+
+        ``similarity`` (:data:`movierec.similarity.SIMILARITIES`): ``jaccard`` (default: who
+        rated both, over who rated either, in training) or ``cosine`` (the model's item
+        embeddings). The measured item-to-item hit rates that chose the default are in the
+        issue notes and docs.
+        """
         _check_k(k)
         item = self.encoder.item_index(item_id)
-        if self._unit_items is None:
-            vectors = self.model.item_vectors()
-            if vectors is None:
-                raise MovieRecError(
-                    f"model {self.info.get('model', type(self.model).__name__)!r} has no item "
-                    f"embeddings to compare; similar items need an embedding-net or mf run"
-                )
-            self._unit_items = torch.nn.functional.normalize(vectors.detach().float(), dim=1)
-        similarity = self._unit_items @ self._unit_items[item]
-        similarity[item] = float("-inf")
-        top = torch.topk(similarity, min(k, self.model.n_items - 1))
+        scores = self.similarity_source(similarity).rows(torch.tensor([item]))[0]
+        scores[item] = float("-inf")
+        top = torch.topk(scores, min(k, self.model.n_items - 1))
         return self._as_recommendations(top.indices, top.values)
+
+    def similarity_source(self, similarity: str | None = None) -> CoOccurrence | CosineOfVectors:
+        """The object that scores item-item similarity rows, built once per kind."""
+        name = check_similarity(similarity or DEFAULT_SIMILARITY)
+        if name not in self._similarity:
+            if name == "jaccard":
+                self._similarity[name] = CoOccurrence(self.seen, self.model.n_items)
+            else:
+                vectors = self.model.item_vectors()
+                if vectors is None:
+                    raise MovieRecError(
+                        f"model {self.info.get('model', type(self.model).__name__)!r} has no "
+                        f"item embeddings to compare; use --similarity jaccard, or an "
+                        f"embedding-net or mf run"
+                    )
+                self._similarity[name] = CosineOfVectors(vectors)
+        return self._similarity[name]
 
     def _as_recommendations(
         self, items: torch.Tensor, scores: torch.Tensor

@@ -154,9 +154,12 @@ def test_similar_items_errors(client):
     assert_error(client.get("/items/1/similar?k=1001"), 422)
 
 
-def test_similar_items_need_embeddings(tmp_path):
+def test_cosine_similarity_needs_embeddings_but_jaccard_does_not(tmp_path):
     with TestClient(create_app(make_run(tmp_path / "bias", "bias"))) as client:
-        assert_error(client.get("/items/1/similar"), 409, "unsupported")
+        assert_error(client.get("/items/1/similar?similarity=cosine"), 409, "unsupported")
+        body = client.get("/items/1/similar?k=3").json()  # jaccard: who rated both
+        assert len(body["items"]) == 3 and 1 not in [i["item"] for i in body["items"]]
+        assert_error(client.get("/items/1/similar?similarity=euclid"), 422)
 
 
 def test_predict_matches_the_recommender(client, recommender):

@@ -37,16 +37,22 @@ def similar(
     run_dir: Path = RUN_DIR,
     item: str = typer.Option(..., "--item", help="Raw item ID from the dataset."),
     k: int = K,
+    similarity: str = typer.Option(
+        "jaccard",
+        "--similarity",
+        help="jaccard (who rated both, over who rated either; measured best) or cosine (the "
+        "model's item embeddings).",
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Movies most similar to one movie (cosine similarity of item embeddings)."""
+    """Movies most similar to one movie: by who rated them (jaccard) or by embeddings."""
     from movierec.artifacts import load_run
 
     recommender, _ = load_run(run_dir)
-    items = recommender.similar_items(item, k)
+    items = recommender.similar_items(item, k, similarity=similarity)
     index = recommender.encoder.item_index(item)
     title = f"Movies similar to {recommender.title(index)}"
-    print_items([i.to_dict() for i in items], as_json, title, "cosine")
+    print_items([i.to_dict() for i in items], as_json, title, similarity)
 
 
 @user_errors

@@ -144,8 +144,8 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         recommender.top_indices(torch.tensor([0]), 1)
         recommender.user_index(raw_users[0])
         has_vectors = recommender.model.item_vectors() is not None
-        if has_vectors and encoder.n_items > 1:
-            recommender.similar_items(raw_items[0], 1)
+        if encoder.n_items > 1:
+            recommender.similar_items(raw_items[0], 1)  # builds the co-occurrence index
         recommender.precompute_scores(score_budget)
     return LoadedRun(
         recommender=recommender,

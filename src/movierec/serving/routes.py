@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
@@ -83,7 +83,8 @@ DESCRIPTION = """
 Movie recommendations from a trained movierec run, by raw dataset IDs.
 
 * `GET /users/{user_id}/recommendations`: the top-k for a user the model knows.
-* `GET /items/{item_id}/similar`: items with the closest embeddings.
+* `GET /items/{item_id}/similar`: the items the same users rated (``similarity=jaccard``,
+  default) or with the closest embeddings (``similarity=cosine``).
 * `GET /predict?user=&item=`: one predicted rating.
 * `GET /items?query=`: title search (case-insensitive substring).
 * `POST /recommendations`: the top-k for a new visitor, from a handful of ratings, as
@@ -130,7 +131,7 @@ def health(request: Request) -> Health:
         n_users=rec.encoder.n_users,
         n_items=rec.encoder.n_items,
         rating_scale=rec.rating_scale,
-        similar_items=served.has_vectors,
+        similar_items=True,  # jaccard needs no embeddings
         version=__version__,
         loaded_at=served.loaded_at,
     )
@@ -176,17 +177,25 @@ async def user_recommendations(
     responses={**ERRORS, 409: {"model": ErrorBody, "description": "No item embeddings"}},
     tags=["recommend"],
 )
-def similar_items(request: Request, item_id: ItemPath, k: KQuery = 10) -> SimilarItems:
+def similar_items(
+    request: Request,
+    item_id: ItemPath,
+    k: KQuery = 10,
+    similarity: Annotated[
+        Literal["jaccard", "cosine"] | None,
+        Query(description="jaccard (default: who rated both) or cosine (item embeddings)."),
+    ] = None,
+) -> SimilarItems:
     served = _holder(request).current
     item = served.item_index(item_id)
-    if not served.has_vectors:
+    if similarity == "cosine" and not served.has_vectors:
         raise ApiError(
             409,
             "unsupported",
             f"the served model {served.model_name!r} has no item embeddings to compare; "
-            "similar items need an embedding-net or mf run",
+            "use similarity=jaccard, or serve an embedding-net or mf run",
         )
-    found = served.recommender.similar_items(served.raw_items[item], k)
+    found = served.recommender.similar_items(served.raw_items[item], k, similarity=similarity)
     return SimilarItems(
         item=ItemSummary(**served.summary(item)),
         k=k,

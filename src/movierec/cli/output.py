@@ -71,6 +71,7 @@ def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
         (f"ndcg@{k}", f"NDCG@{k}"),
         (f"map@{k}", f"MAP@{k}"),
         ("coverage", "coverage"),
+        ("long_tail_share", "long tail"),
         ("epochs", "epochs"),
         ("train_seconds", "train s"),
         ("ratings_per_second", "ratings/s"),

@@ -208,6 +208,31 @@ def _overrides(
     return overrides or None
 
 
+def _job(
+    spec: ModelSpec,
+    data: str | RatingsData,
+    split: str | None,
+    columns: Sequence[str] | None,
+    policy: DataPolicy | None,
+    options: RunOptions | None,
+    k: int,
+    relevance: float | str | None,
+    rank_by: str,
+) -> Job:
+    """The Job the keyword verbs (:func:`train`, :func:`compare_models`) describe."""
+    return Job(
+        spec=spec,
+        options=options or RunOptions(),
+        data=data if isinstance(data, str) else None,
+        split=split,
+        columns=tuple(columns) if columns else None,
+        policy=policy or DataPolicy(),
+        k=k,
+        relevance=relevance,
+        rank_by=rank_by,
+    )
+
+
 def train(
     data: str | RatingsData,
     *,
@@ -231,17 +256,8 @@ def train(
     ``"default"`` to let the split decide
     (:func:`movierec.evaluate.evaluation.default_relevance`).
     """
-    job = Job(
-        spec=ModelSpec.resolve(model, config_path, train_options=_overrides(train_options, epochs)),
-        options=options or RunOptions(),
-        data=data if isinstance(data, str) else None,
-        split=split,
-        columns=tuple(columns) if columns else None,
-        policy=policy or DataPolicy(),
-        k=k,
-        relevance=relevance,
-        rank_by=rank_by,
-    )
+    spec = ModelSpec.resolve(model, config_path, train_options=_overrides(train_options, epochs))
+    job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
     return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
 
 
@@ -290,17 +306,8 @@ def compare_models(
     instance) apply to every model; ``relevance`` as in :func:`train`.
     """
     overrides = _overrides(train_options)
-    base = Job(
-        spec=ModelSpec.resolve(models[0] if models else None, train_options=overrides),
-        options=options or RunOptions(),
-        data=data if isinstance(data, str) else None,
-        split=split,
-        columns=tuple(columns) if columns else None,
-        policy=policy or DataPolicy(),
-        k=k,
-        relevance=relevance,
-        rank_by=rank_by,
-    )
+    spec = ModelSpec.resolve(models[0] if models else None, train_options=overrides)
+    base = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
     jobs = [
         dataclasses.replace(base, spec=ModelSpec.resolve(name, train_options=overrides))
         for name in models

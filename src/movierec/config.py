@@ -74,6 +74,9 @@ class TrainConfig:
         negative_sampling: ``uniform`` or ``popularity`` (ranking and joint objectives only).
         ranking_weight: Weight of the ranking part of ``joint`` (>= 0; 0 is the MSE alone).
         joint_ranking_loss: The ranking part of ``joint``: ``bce`` or ``bpr``.
+        ranking_lr: Learning rate of a ranking tower's parameters (``rank_factors``; None:
+            ``lr``). The tower is a dot product that wants MF's larger steps while the network
+            beside it wants its own; the tower takes no weight decay (it has ``rank_reg``).
         embedding_optimizer: ``dense`` (Adam over every parameter) or ``row-wise`` (embedding
             tables get sparse gradients and a lazy Adam that updates only the rows in each
             batch, so a step costs the same whatever the number of users and items; dense
@@ -94,6 +97,7 @@ class TrainConfig:
     embedding_optimizer: str = "dense"
     ranking_weight: float = 1.0
     joint_ranking_loss: str = "bce"
+    ranking_lr: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -135,6 +139,10 @@ class TrainConfig:
             )
         if not (self.ranking_weight >= 0 and math.isfinite(self.ranking_weight)):
             problems.append(f"ranking_weight must be a number >= 0 (got {self.ranking_weight})")
+        if self.ranking_lr is not None and not (
+            self.ranking_lr > 0 and math.isfinite(self.ranking_lr)
+        ):
+            problems.append(f"ranking_lr must be a number > 0 (got {self.ranking_lr})")
         if self.joint_ranking_loss not in JOINT_RANKING_LOSSES:
             problems.append(
                 f"joint_ranking_loss must be one of {', '.join(JOINT_RANKING_LOSSES)} "

@@ -65,6 +65,7 @@ class TrainedRun:
             "split": self.prepared.split.name,
             "seed": self.job.options.seed,
             "best_epoch": self.fit.best_epoch,
+            **_rating_best(self.fit),
             "objective": self.recommender.objective,
         }
 
@@ -139,6 +140,14 @@ def train_model(
     return run
 
 
+def _rating_best(result: FitResult) -> dict[str, int]:
+    """``rating_best_epoch`` where a ranking tower kept the rating half at its own best epoch
+    (``best_epoch`` is then the ranking half's); nothing otherwise."""
+    if result.rating_best_epoch is None:
+        return {}
+    return {"rating_best_epoch": result.rating_best_epoch}
+
+
 def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: float) -> dict:
     """What a run reports: its facts, the test metrics and the training numbers."""
     result, prepared, spec = run.fit, run.prepared, run.spec
@@ -152,6 +161,7 @@ def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: flo
         "evaluation_seconds": evaluation_seconds,
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
+        **_rating_best(result),
         "ratings_per_second": result.ratings_per_second,
         "n_fit": len(prepared.fit_tensors),
         "n_valid": prepared.n_valid,

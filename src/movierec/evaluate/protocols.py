@@ -38,6 +38,7 @@ from movierec.experiment import train_model
 from movierec.pipeline import Prepared, prepare_split
 
 N_FOLDS = 5
+NDCG_K = 10  # the Job's default k: the NDCG@10 (relevance of the split's default) of each run
 # Surprise's models as the issue measured them: default settings, a fixed random_state where the
 # algorithm draws random numbers, KNNBaseline item-based with pearson_baseline similarities.
 SURPRISE_DEFAULT = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")
@@ -118,6 +119,8 @@ class RunRecord:
     parameters: int | None
     epochs: int | None = None
     best_epoch: int | None = None
+    ndcg: float | None = None
+    long_tail_share: float | None = None
 
 
 @dataclass
@@ -140,7 +143,7 @@ class Row:
         }
         folds = list(dict.fromkeys(run.fold for run in self.runs))
         out["sd_over"] = "folds" if len(folds) > 1 else "seeds"
-        for key in ("rmse", "mae", "train_seconds"):
+        for key in ("rmse", "mae", "ndcg", "long_tail_share", "train_seconds"):
             values = _spread(self.runs, folds, key)
             out[f"{key}_mean"] = statistics.fmean(values) if values else None
             # One value has no spread to show: None, not a reassuring 0.
@@ -291,6 +294,8 @@ def run_benchmark(
                     m["parameters"],
                     m["epochs"],
                     m["best_epoch"],
+                    m.get(f"ndcg@{NDCG_K}"),
+                    m.get("long_tail_share"),
                 )
                 row.runs.append(record)
                 if on_run is not None:

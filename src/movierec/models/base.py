@@ -10,7 +10,10 @@ Subclasses implement :meth:`RatingModel.forward`; the rest have sensible default
   there is none), computed once by callers that score many users.
 - :meth:`item_vectors` returns the item embeddings that ``similar_items`` compares by cosine.
 - :meth:`init_from_data` sets a closed-form starting point (global mean, biases) before training.
-- :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance).
+- :meth:`penalty` adds a per-batch regulariser to the loss (per-example L2, for instance);
+  :meth:`joint_penalty` is the one ``joint`` training adds.
+- :meth:`ranking_only_prefix` names the parameters only the ranking score reads (a ranking
+  tower), which ``joint`` training keeps at their own best validation epoch.
 - :meth:`logits` is the unbounded score the ranking objectives (BPR, BCE) train; by default the
   forward output. It must rank items in the same order as :meth:`score_items`.
 - :meth:`fold_in` scores the whole catalogue for a visitor the model never saw, from a few of
@@ -142,6 +145,29 @@ class RatingModel(nn.Module):
 
     def penalty(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
         """An extra loss term for this batch (default: none)."""
+        return None
+
+    def joint_penalty(
+        self,
+        rated: tuple[torch.Tensor, torch.Tensor],
+        scored: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor | None:
+        """The regulariser of a ``joint`` batch: ``rated`` are its ``(user_idx, item_idx)``
+        rated pairs, ``scored`` those plus the sampled negatives.
+
+        By default :meth:`penalty` over every scored pair, as the ranking objectives charge
+        it; a model with a ranking tower charges its rating part on the rated pairs only, as
+        ``rating`` training would, and the tower on all of them.
+        """
+        return self.penalty(*scored)
+
+    def ranking_only_prefix(self) -> str | None:
+        """State-dict prefix of the parameters only the ranking score reads, or None.
+
+        When a model has such parameters, ``joint`` training stops early on each half by its
+        own measure (validation RMSE for the rest, NDCG@10 for these) and keeps each at its
+        best epoch.
+        """
         return None
 
     @torch.inference_mode()

@@ -15,7 +15,10 @@ of each batch, so a row is pulled toward zero as often as it is used (frequency-
 regularisation, as SGD-trained MF does), unlike Adam's weight decay. ``interaction =
 "concat+product"`` adds NeuMF's GMF branch: the element-wise product of the two embeddings is
 concatenated with the last hidden layer before the final linear unit, so the dot-product
-signal MF learns easily does not have to be rebuilt by the MLP.
+signal MF learns easily does not have to be rebuilt by the MLP. ``ranking_head`` with
+``rank_factors > 0`` gives ``joint`` training a ranking tower of its own
+(:mod:`movierec.models.ranking_tower`): the network predicts ratings as it would alone and the
+tower's dot product ranks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import nn
 from movierec.errors import ConfigError
 from movierec.models.base import FoldInOptions, RatingModel
 from movierec.models.bias import Biases, fit_biases
+from movierec.models.ranking_tower import PREFIX, RankingTower, add_penalties, check_rank_tower
 
 # Ranking objectives: sampled negatives per rated pair. First settings that train well on
 # ml-100k's stratified split; not yet tuned (that belongs to the rating-quality work).
@@ -69,6 +73,10 @@ class EmbeddingNetConfig:
         reg_bias: Per-example L2 weight on the batch's user and item biases (with ``biases``).
         interaction: ``concat`` (the article's MLP on the concatenated embeddings) or
             ``concat+product`` (plus the GMF branch ``e_u * e_i`` beside the last hidden layer).
+        ranking_head: Rank by a score of its own (``joint`` training): a second output unit on
+            the network's features, or with ``rank_factors`` a separate ranking tower.
+        rank_factors: Factors of the ranking tower (0: the head shares the network's features).
+        rank_reg: Per-example L2 weight on the tower's factor rows.
     """
 
     n_factors: int = 150
@@ -80,6 +88,8 @@ class EmbeddingNetConfig:
     reg_embeddings: float = 0.0
     reg_bias: float = 0.0
     interaction: str = "concat"
+    rank_factors: int = 0
+    rank_reg: float = 0.01
 
     def __post_init__(self) -> None:
         # TOML and JSON give lists; a frozen config holds tuples so it stays hashable.
@@ -103,6 +113,7 @@ class EmbeddingNetConfig:
                 f"EmbeddingNet's reg_embeddings and reg_bias must be >= 0 "
                 f"(got {self.reg_embeddings}, {self.reg_bias})"
             )
+        check_rank_tower("EmbeddingNet", self.ranking_head, self.rank_factors, self.rank_reg)
         if self.interaction not in INTERACTIONS:
             raise ConfigError(
                 f"EmbeddingNet's interaction must be one of {', '.join(INTERACTIONS)} "
@@ -140,7 +151,12 @@ class EmbeddingNet(RatingModel):
         self.hidden = nn.Sequential(*layers)
         self.product = cfg.interaction == "concat+product"
         self.output = nn.Linear(width + (cfg.n_factors if self.product else 0), 1)
-        if cfg.ranking_head:
+        self.rank_tower = (
+            RankingTower(n_users, n_items, cfg.rank_factors, cfg.rank_reg)
+            if cfg.rank_factors
+            else None
+        )
+        if cfg.ranking_head and self.rank_tower is None:
             # A second unit on the same features: the ranking logit of ``joint`` training, so
             # what sampled negatives teach (popularity) does not bend the predicted ratings.
             self.rank_output = nn.Linear(self.output.in_features, 1)
@@ -202,6 +218,19 @@ class EmbeddingNet(RatingModel):
             )
         return total.mean()
 
+    def joint_penalty(
+        self,
+        rated: tuple[torch.Tensor, torch.Tensor],
+        scored: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor | None:
+        """With a tower: the network's penalty on the rated pairs, the tower's on all."""
+        if self.rank_tower is None:
+            return self.penalty(*scored)
+        return add_penalties(self.penalty(*rated), self.rank_tower.penalty(*scored))
+
+    def ranking_only_prefix(self) -> str | None:
+        return PREFIX if self.rank_tower is not None else None
+
     def _biases(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         return self.user_bias(user_idx).squeeze(1) + self.item_bias(item_idx).squeeze(1)
 
@@ -214,6 +243,8 @@ class EmbeddingNet(RatingModel):
         With ``biases`` the biases sit after the sigmoid, so the score that ranks like
         :meth:`score_items` is the rating itself.
         """
+        if self.rank_tower is not None:
+            return self.rank_tower.logits(user_idx, item_idx)
         if self.config.ranking_head:
             return self.rank_output(self._features(user_idx, item_idx)).squeeze(1)
         if self.config.biases:
@@ -243,6 +274,8 @@ class EmbeddingNet(RatingModel):
         """With a ranking head, its logit for every item (batched as :meth:`score_items`)."""
         if not self.config.ranking_head:
             return self.score_items(user_idx, item_side)
+        if self.rank_tower is not None:
+            return self.rank_tower.rank_items(user_idx)
         if item_side is None:
             item_side = self.item_side()
         first, n, unit = self.hidden[0], self.config.n_factors, self.rank_output

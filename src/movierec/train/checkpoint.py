@@ -47,6 +47,8 @@ class TrainingState:
         best_epoch: Epoch of ``best_metric``.
         best_model: Model state dict at the best epoch, or None.
         stale: Epochs since the last improvement.
+        rating_best_metric: With a ranking tower, the rating half's best validation RMSE
+            (``rating_best_epoch``, ``rating_best_model`` and ``rating_stale`` as above).
         ratings_seen: Ratings stepped through over the whole run.
         train_seconds: Seconds of optimiser steps over the whole run.
         context: What is being trained (data, split, model, configs, seed) so ``--resume`` can
@@ -68,6 +70,10 @@ class TrainingState:
     best_epoch: int | None = None
     best_model: dict[str, torch.Tensor] | None = None
     stale: int = 0
+    rating_best_metric: float | None = None
+    rating_best_epoch: int | None = None
+    rating_best_model: dict[str, torch.Tensor] | None = None
+    rating_stale: int = 0
     ratings_seen: int = 0
     train_seconds: float = 0.0
     context: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +112,13 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         tensors.update(
             {f"best.{k}": v.detach().cpu().contiguous() for k, v in state.best_model.items()}
         )
+    if state.rating_best_model is not None:
+        tensors.update(
+            {
+                f"rating_best.{k}": v.detach().cpu().contiguous()
+                for k, v in state.rating_best_model.items()
+            }
+        )
     optimizer_tensors, optimizer_meta = _flatten_optimizer(state.optimizer)
     tensors.update(optimizer_tensors)
     tensors["rng.epoch_generator"] = state.epoch_generator.contiguous()
@@ -125,6 +138,9 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         "best_epoch": state.best_epoch,
         "has_best": state.best_model is not None,
         "stale": state.stale,
+        "rating_best_metric": state.rating_best_metric,
+        "rating_best_epoch": state.rating_best_epoch,
+        "rating_stale": state.rating_stale,
         "ratings_seen": state.ratings_seen,
         "train_seconds": state.train_seconds,
         "context": state.context,
@@ -161,6 +177,11 @@ def load_checkpoint(path: Path) -> TrainingState:
         raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); it is corrupt") from None
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
+    rating_best = {
+        k.removeprefix("rating_best."): v
+        for k, v in tensors.items()
+        if k.startswith("rating_best.")
+    }
     return TrainingState(
         epoch=meta["epoch"],
         position=meta["position"],
@@ -177,6 +198,10 @@ def load_checkpoint(path: Path) -> TrainingState:
         best_epoch=meta["best_epoch"],
         best_model=best if meta["has_best"] else None,
         stale=meta["stale"],
+        rating_best_metric=meta.get("rating_best_metric"),
+        rating_best_epoch=meta.get("rating_best_epoch"),
+        rating_best_model=rating_best or None,
+        rating_stale=meta.get("rating_stale", 0),
         ratings_seen=meta["ratings_seen"],
         train_seconds=meta["train_seconds"],
         context=meta["context"],

@@ -5,7 +5,8 @@ epoch (the objective, :mod:`movierec.train.steps`, plus the model's own per-batc
 with weight decay; mini-batches sliced from a shuffled permutation of whole tensors). This module
 only drives it: epochs, validation, early stopping with the best weights restored (on validation
 RMSE for the ``rating`` objective, on validation NDCG@10 with training items masked for the
-ranking objectives), the per-epoch history, checkpoints (after every epoch, every
+ranking objectives; for ``joint`` with a ranking tower, each half on its own measure), the
+per-epoch history, checkpoints (after every epoch, every
 ``RunOptions.checkpoint_minutes`` within one, and on Ctrl-C/SIGTERM) and the ``on_epoch``
 callback.
 
@@ -72,6 +73,7 @@ class FitResult:
 
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None
+    rating_best_epoch: int | None = None
     train_seconds: float = 0.0
     ratings_seen: int = 0
     world_size: int = 1
@@ -141,7 +143,8 @@ def fit(
     if not model.trainable or config.epochs == 0 or len(train) == 0:
         model.eval()
         return result
-    run = _Run(result, checkpoint, context or {}, options.checkpoint_minutes * 60.0)
+    split_at = model.ranking_only_prefix() if config.objective == "joint" else None
+    run = _Run(result, checkpoint, context or {}, options.checkpoint_minutes * 60.0, split_at)
     # The tables' gradients are sparse for this fit only; the flags are restored on exit.
     with (
         optim.sparse_embeddings(model, enabled=row_wise),
@@ -158,8 +161,9 @@ def fit(
             run.restore(resume)
         with run.stop.watch(enabled=checkpoint is not None):
             _epochs(trainer, valid, run, on_epoch)
-    if run.best_state is not None:
-        model.load_state_dict(run.best_state)
+    best = run.final_state()
+    if best is not None:
+        model.load_state_dict(best)
     model.eval()
     return result
 
@@ -192,6 +196,9 @@ def _epochs(
             _show(record, "MSE" if not ranking else config.objective.upper())
         score = valid_rmse if valid_ndcg is None else -valid_ndcg
         finished = run.judge(score, epoch, trainer.model, config.patience)
+        if run.rating is not None:  # a ranking tower: the rating half stops on its own
+            rating_finished = run.rating.judge(valid_rmse, epoch, trainer.model, config.patience)
+            finished = finished and rating_finished
         if trainer.world.distributed:
             # Every rank validated the same weights on the whole split; rank 0 decides.
             finished = distributed.broadcast_flag(finished, trainer.device)
@@ -213,18 +220,47 @@ def _show(record: EpochRecord, loss_name: str) -> None:
     )
 
 
+class _Best:
+    """Early stopping on one measure (minimised): the best score, its epoch and weights."""
+
+    def __init__(self) -> None:
+        self.score, self.stale, self.epoch = math.inf, 0, None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def judge(self, score: float | None, epoch: int, model: RatingModel, patience: int) -> bool:
+        """Record the epoch's ``score``; True when patience has run out."""
+        if score is None:
+            return False
+        if score < self.score:
+            self.score, self.stale, self.epoch = score, 0, epoch
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        self.stale += 1
+        return bool(patience and self.stale >= patience)
+
+
 class _Run:
     """The loop's own state: history and timing, early stopping, checkpoint cadence, signals.
 
-    Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives.
+    Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives. With a ranking
+    tower (``split_at``, the prefix of its parameters) ``joint`` training tracks the rating half
+    on RMSE beside it (``rating``), stops when both have run out of patience, and ends with each
+    half's weights from its own best epoch.
     """
 
     def __init__(
-        self, result: FitResult, checkpoint: Path | None, context: dict[str, Any], every: float
+        self,
+        result: FitResult,
+        checkpoint: Path | None,
+        context: dict[str, Any],
+        every: float,
+        split_at: str | None = None,
     ) -> None:
         self.result, self.checkpoint, self.context, self.every = result, checkpoint, context, every
         self.best_score, self.stale = math.inf, 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.split_at = split_at
+        self.rating = _Best() if split_at is not None else None
         self.stop = _StopFlag()
         self.last_saved = time.monotonic()
         self.segment_start = time.perf_counter()  # where the epoch's unbooked stepping began
@@ -237,6 +273,23 @@ class _Run:
         self.best_score = math.inf if resume.best_metric is None else resume.best_metric
         self.best_state = resume.best_model
         result.ratings_seen, result.train_seconds = resume.ratings_seen, resume.train_seconds
+        if self.rating is not None and resume.rating_best_model is not None:
+            rating = self.rating
+            rating.score, rating.epoch = resume.rating_best_metric, resume.rating_best_epoch
+            rating.state, rating.stale = resume.rating_best_model, resume.rating_stale
+            result.rating_best_epoch = rating.epoch
+
+    def final_state(self) -> dict[str, torch.Tensor] | None:
+        """The weights training ends on: the best epoch's, or with a tower each half's best."""
+        rating = self.rating
+        if rating is None or rating.state is None or self.best_state is None:
+            return self.best_state
+        self.result.rating_best_epoch = rating.epoch
+        prefix = self.split_at or ""
+        return {
+            key: (self.best_state if key.startswith(prefix) else rating.state)[key]
+            for key in rating.state
+        }
 
     def judge(self, score: float | None, epoch: int, model: RatingModel, patience: int) -> bool:
         """Record the epoch's validation ``score``; True when patience has run out."""
@@ -260,12 +313,25 @@ class _Run:
                 best_epoch=result.best_epoch,
                 best_model=self.best_state,
                 stale=self.stale,
+                **self._rating_state(),
                 ratings_seen=result.ratings_seen,
                 train_seconds=result.train_seconds,
                 context=self.context,
             )
             save_checkpoint(self.checkpoint, state)
         self.last_saved = time.monotonic()
+
+    def _rating_state(self) -> dict[str, Any]:
+        """The rating half's early-stopping state for a checkpoint (nothing without a tower)."""
+        rating = self.rating
+        if rating is None or rating.state is None:
+            return {}
+        return {
+            "rating_best_metric": rating.score,
+            "rating_best_epoch": rating.epoch,
+            "rating_best_model": rating.state,
+            "rating_stale": rating.stale,
+        }
 
     def after_step(self, trainer: Trainer) -> None:
         """Mid-epoch: checkpoint when one is due or a signal came, and stop on the signal."""

@@ -210,6 +210,7 @@ def build_optimizer(
     *,
     foreach: bool | None = None,
     fused: bool | None = None,
+    ranking_lr: float | None = None,
 ) -> torch.optim.Optimizer:
     """The optimiser for one fit.
 
@@ -222,25 +223,61 @@ def build_optimizer(
         weight_decay: Adam's coupled L2 weight decay.
         foreach: Multi-tensor dense Adam (None: PyTorch's default).
         fused: Fused dense Adam kernel (None: PyTorch's default).
+        ranking_lr: Learning rate of a ranking tower's parameters
+            (:meth:`~movierec.models.base.RatingModel.ranking_only_prefix`; None: ``lr``); the
+            tower takes no weight decay.
 
     Raises:
         ConfigError: For an unknown ``embedding_optimizer``.
     """
+    tower = _tower_parameters(model)
     if embedding_optimizer == "dense":
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if id(p) not in tower]}
+        ]
         return torch.optim.Adam(
-            model.parameters(), lr=lr, weight_decay=weight_decay, foreach=foreach, fused=fused
-        )
+            groups + _tower_groups(model, tower, lr if ranking_lr is None else ranking_lr),
+            lr=lr, weight_decay=weight_decay, foreach=foreach, fused=fused,
+        )  # fmt: skip
     if embedding_optimizer != "row-wise":
         raise ConfigError(
             f"embedding_optimizer must be one of {', '.join(EMBEDDING_OPTIMIZERS)} "
             f"(got {embedding_optimizer!r})"
         )
     tables = {id(p) for p in embedding_parameters(model)}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in tables]
+    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in tower]
+    rest = [p for p in trained if id(p) not in tables]
     groups = []
     if tables:
-        table_params = [p for p in model.parameters() if id(p) in tables]
+        table_params = [p for p in trained if id(p) in tables]
         groups.append({"params": table_params, "row_wise": True})
     if rest:
         groups.append({"params": rest, "row_wise": False})
+    tower_lr = lr if ranking_lr is None else ranking_lr
+    for group in _tower_groups(model, tower, tower_lr):
+        group["row_wise"] = all(id(p) in tables for p in group["params"])
+        groups.append(group)
     return RowWiseAdam(groups, lr=lr, weight_decay=weight_decay, foreach=foreach, fused=fused)
+
+
+def _tower_parameters(model: nn.Module) -> dict[int, torch.nn.Parameter]:
+    """The parameters only a ranking tower reads (by id), empty when the model has none."""
+    prefix = getattr(model, "ranking_only_prefix", lambda: None)()
+    if prefix is None:
+        return {}
+    return {id(p): p for name, p in model.named_parameters() if name.startswith(prefix)}
+
+
+def _tower_groups(
+    model: nn.Module, tower: dict[int, torch.nn.Parameter], lr: float
+) -> list[dict[str, Any]]:
+    """The tower's optimiser group: its own learning rate, no weight decay (it has its own
+    per-example L2). Tables and dense weights apart, for the row-wise optimiser."""
+    if not tower:
+        return []
+    tables = {id(p) for p in embedding_parameters(model)}
+    split = [
+        [p for p in tower.values() if id(p) in tables],
+        [p for p in tower.values() if id(p) not in tables],
+    ]
+    return [{"params": part, "lr": lr, "weight_decay": 0.0} for part in split if part]

@@ -119,7 +119,7 @@ def joint_step(
         net.ranking_weight,
         net.joint_ranking_loss,
     )
-    return loss, net.model.penalty(all_users, all_items)
+    return loss, net.model.joint_penalty((users, items), (all_users, all_items))
 
 
 STEPS: dict[str, StepFunction] = {

@@ -83,3 +83,63 @@ def test_a_job_round_trips_through_its_checkpoint_context():
     )
     context = json.loads(json.dumps(job.context()))  # what a checkpoint stores
     assert Job.from_context(context, progress=True) == job
+
+
+def _synthetic(n_users=40, n_items=30, n_ratings=900):
+    from movierec.data import RatingsData
+    from movierec.data.synthetic import synthetic_ratings
+
+    ratings = synthetic_ratings(n_users, n_items, n_ratings, seed=3)
+    return RatingsData("synthetic", ratings, None, None, "ratings-file", (1.0, 5.0), Path("."))
+
+
+def test_split_none_takes_the_epochs_from_a_validation_run_then_fits_every_rating():
+    data = _synthetic()
+    spec = ModelSpec.resolve("mf", train_options={"epochs": 4, "patience": 1, "lr": 0.01})
+    recommender = fit_recommender(data, spec, ONE_THREAD, split="none")
+    info = recommender.info
+    assert info["split"] == "none" and info["epochs_from"] == "validation"
+    assert info["epochs"] == info["validation"]["best_epoch"] >= 1
+    assert info["validation"]["n_valid"] > 0
+    assert len(recommender.training.history) == info["epochs"]  # the final run on everything
+    # Every rating is known and seen: the final encoder and mask cover the whole data.
+    assert recommender.seen.indices.numel() == len(data.ratings)
+    assert recommender.encoder.n_users == data.ratings["user_id"].nunique()
+
+
+def test_split_none_with_no_validation_trains_the_given_epochs():
+    spec = ModelSpec.resolve("mf", train_options={"epochs": 2, "validation_fraction": 0.0})
+    recommender = fit_recommender(_synthetic(), spec, ONE_THREAD, split="none")
+    assert recommender.info["epochs_from"] == "--epochs" and recommender.info["epochs"] == 2
+    assert len(recommender.training.history) == 2
+
+
+def test_split_none_run_has_no_test_metrics_and_says_where_its_epochs_came_from(tmp_path):
+    from movierec.artifacts import load_run
+
+    spec = ModelSpec.resolve("mf", train_options={"epochs": 2, "validation_fraction": 0.0})
+    data = _synthetic()
+    run = run_job(Job(spec, ONE_THREAD, split="none"), data=data, out=tmp_path / "run")
+    assert "rmse" not in run.metrics and run.metrics["n_test"] == 0
+    assert run.metrics["n_fit"] == len(data.ratings) and run.metrics["epochs_from"] == "--epochs"
+    recommender, saved = load_run(tmp_path / "run")
+    assert saved["split"] == "none" and (saved["epochs_from"], saved["epochs"]) == ("--epochs", 2)
+    assert recommender.seen.indices.numel() == len(data.ratings)
+
+
+def test_closed_form_models_on_every_rating_need_no_epochs():
+    data = _synthetic()
+    recommender = fit_recommender(data, "bias", ONE_THREAD, split="none")
+    assert recommender.info["epochs_from"] == "closed form"
+    assert recommender.seen.indices.numel() == len(data.ratings)
+
+
+@pytest.mark.parametrize("verb", ["compare", "evaluate"])
+def test_compare_and_evaluate_refuse_split_none(verb, tmp_path):
+    from movierec.experiment import compare_models, evaluate_run
+
+    with pytest.raises(ConfigError, match="has none"):
+        if verb == "compare":
+            compare_models(_synthetic(), ["bias"], split="none")
+        else:
+            evaluate_run(tmp_path, _synthetic(), split="none")

@@ -168,3 +168,50 @@ def test_shrinkage_never_puts_a_once_rated_item_above_one_rated_100_times_at_the
     assert [int(enc.item_ids[i]) for i in order] == [1, 2, 0]
     with pytest.raises(ConfigError, match="rank_by must be one of shrunk, raw"):
         recommender.rank_by = "lcb"
+
+
+def test_batch_lists_equal_top_n_for_every_user(recommender):
+    frame = recommender.recommend(k=7)
+    assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
+    assert frame["user"].nunique() == recommender.encoder.n_users
+    for user, rows in frame.groupby("user", sort=False):
+        top = recommender.top_n(user, k=7)
+        assert rows["item"].tolist() == [r.item for r in top]
+        assert rows["rank"].tolist() == list(range(1, len(top) + 1))
+        assert rows["title"].tolist() == [r.title for r in top]
+        assert rows["score"].to_numpy() == pytest.approx([r.score for r in top], abs=1e-6)
+
+
+def test_batch_keeps_the_users_order_and_excludes_seen_items(recommender, ratings):
+    users = [int(u) for u in ratings["user_id"].unique()[:5][::-1]]
+    frame = recommender.recommend(users, k=5)
+    assert frame["user"].drop_duplicates().tolist() == users
+    rated = set(zip(ratings["user_id"], ratings["item_id"], strict=True))
+    assert not any((u, i) in rated for u, i in zip(frame["user"], frame["item"], strict=True))
+
+
+def test_batch_respects_allow_and_deny_lists(recommender, ratings):
+    items = sorted(ratings["item_id"].unique())
+    allowed, denied = items[:12], items[:3]
+    frame = recommender.recommend(k=10, items=allowed, filter_items=denied)
+    assert set(frame["item"]) <= set(allowed) - set(denied)
+    everything = recommender.recommend(k=10, filter_items=denied)
+    assert not set(everything["item"]) & set(denied)
+    # A user who rated most of the allow-list gets a shorter list, ranks still 1..n.
+    for _, rows in frame.groupby("user"):
+        assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"users": [1, 424242, 515151]}, "424242, 515151"),
+        ({"items": [1, 99999]}, "99999"),
+        ({"filter_items": [88888]}, "88888"),
+    ],
+)
+def test_batch_names_unknown_ids_in_a_value_error(recommender, kwargs, named):
+    with pytest.raises(ValueError, match=named) as caught:
+        recommender.recommend(**kwargs)
+    assert isinstance(caught.value, UnknownIdError)
+    assert "remove them" in str(caught.value)

@@ -322,7 +322,10 @@ class Job:
         data: A catalogue name, a MovieLens folder or a ratings file; None when the ratings
             were handed over in memory (such a run cannot be resumed from the command line).
         split: The split's name (None: the dataset's default, see
-            :func:`movierec.pipeline.default_split`).
+            :func:`movierec.pipeline.default_split`); ``"none"`` trains on every rating with no
+            test set, for the best epoch of a validation run on the same data, or for
+            ``spec.train.epochs`` when ``spec.train.validation_fraction`` is 0 (what
+            ``--epochs`` sets with ``--split none``).
         columns: For a ratings file: its user, item, rating[, timestamp] column names.
         policy: What reading does with duplicates and off-scale ratings
             (:class:`movierec.data.DataPolicy`).

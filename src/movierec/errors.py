@@ -35,6 +35,11 @@ class UnknownIdError(MovieRecError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownIdsError(UnknownIdError, ValueError):
+    """Raw IDs in a batch (users to recommend for, an allow- or deny-list, pairs to predict)
+    that the model never saw; the message names them all (the first ten) and how to fix it."""
+
+
 class ArtifactError(MovieRecError):
     """A run directory is missing, incomplete, tampered with or inconsistent."""
 

@@ -1,9 +1,11 @@
 """A :class:`~movierec.config.Job` from start to finish: the steps behind ``movierec train``.
 
 Job -> load the data -> :func:`movierec.pipeline.fit_recommender` (split, carve-out, encode,
-train) -> metrics on the untouched test set -> run directory. The facts a run reports (``run.json``,
-the metrics summary, the checkpoint context) are all derived from the Job and what training
-returned, in :class:`TrainedRun`.
+train) -> metrics on the untouched test set -> run directory. The facts a run reports
+(``run.json``, the metrics summary, the checkpoint context) are all derived from the Job and what
+training returned, in :class:`TrainedRun`. A job with ``split="none"``
+(:data:`movierec.data.splits.NO_TEST`) trains on every rating and has no test metrics; its
+``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``).
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
 evaluates on the test set and writes the run directory (see :mod:`movierec.train.distributed`).
@@ -22,7 +24,7 @@ import pandas as pd
 
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
-from movierec.data.splits import make_split
+from movierec.data.splits import NO_TEST, make_split
 from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluate.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
@@ -67,7 +69,15 @@ class TrainedRun:
             "best_epoch": self.fit.best_epoch,
             **_rating_best(self.fit),
             "objective": self.recommender.objective,
+            **self.epoch_facts,
         }
+
+    @property
+    def epoch_facts(self) -> dict[str, Any]:
+        """For a run on every rating: ``epochs_from``, ``epochs`` (and the validation run's
+        numbers when it chose them); empty for a run with a test set."""
+        keys = ("epochs_from", "epochs", "validation")
+        return {k: self.recommender.info[k] for k in keys if k in self.recommender.info}
 
 
 def load_job_data(job: Job) -> RatingsData:
@@ -131,6 +141,10 @@ def train_model(
         return TrainedRun(job, prepared, recommender, {"rank": distributed.world().rank})
     split = prepared.split
     recommender.rank_by = job.rank_by
+    if not split.has_test:  # trained on every rating: nothing left to evaluate on
+        run = TrainedRun(job, prepared, recommender, {})
+        run.metrics = summary(run, {}, 0.0)
+        return run
     threshold = default_relevance(split.name) if job.relevance == "default" else job.relevance
     started = time.perf_counter()
     metrics = evaluate(recommender, split.train, split.test, k=job.k, threshold=threshold)
@@ -170,6 +184,10 @@ def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: flo
         "seed": run.job.options.seed,
         "data_report": dict(prepared.data.report),
     }
+    if not prepared.split.has_test:
+        # The final fit learnt from every rating; a validation run (if any) is in "validation".
+        out.update(n_fit=len(prepared.split.train), n_valid=0, **run.epoch_facts)
+        del out["evaluation_seconds"]
     if result.world_size > 1:
         # Data-parallel: the global batch is the configured one (rounded down to a multiple of
         # the world size) and the learning rate is the configured one, unscaled.
@@ -261,12 +279,19 @@ def train(
 ) -> TrainedRun:
     """Load ``data``, train one model, evaluate it on the test split and optionally save it.
 
+    ``split="none"`` trains on every rating, for ``epochs`` when given, else for the best epoch
+    of a validation run on the same data (see :func:`movierec.pipeline.fit_recommender`).
+
     ``train_options`` override training hyperparameters (``objective``, ``negatives``, ...);
     ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
     ``"default"`` to let the split decide
     (:func:`movierec.evaluate.evaluation.default_relevance`).
     """
-    spec = ModelSpec.resolve(model, config_path, train_options=_overrides(train_options, epochs))
+    overrides = _overrides(train_options, epochs)
+    if epochs is not None and split is not None and split.strip().lower() == NO_TEST:
+        # On every rating with the epochs given: no validation run to choose them.
+        overrides = {**(overrides or {}), "validation_fraction": 0.0}
+    spec = ModelSpec.resolve(model, config_path, train_options=overrides)
     job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
     return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
 
@@ -315,6 +340,7 @@ def compare_models(
     With ``out``, each run is saved to ``out/<model>``. ``train_options`` (an ``objective``, for
     instance) apply to every model; ``relevance`` as in :func:`train`.
     """
+    _needs_test(split, "compare")
     overrides = _overrides(train_options)
     spec = ModelSpec.resolve(models[0] if models else None, train_options=overrides)
     base = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
@@ -341,6 +367,15 @@ def compare_models(
     return runs
 
 
+def _needs_test(split: str | None, verb: str) -> None:
+    """``compare`` and ``evaluate`` score a test set: ``--split none`` has none."""
+    if split is not None and split.strip().lower() == NO_TEST:
+        raise ConfigError(
+            f"{verb} scores models on a test set and --split none has none; pick a split "
+            f"with a test part (u1, random:0.2, ...), or use movierec train --split none"
+        )
+
+
 def evaluate_run(
     run_dir: Path,
     data: str | RatingsData,
@@ -356,6 +391,7 @@ def evaluate_run(
     """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given)."""
     from movierec.artifacts import load_run
 
+    _needs_test(split, "evaluate")
     recommender, run = load_run(run_dir)
     recommender.rank_by = rank_by
     dataset = (

@@ -10,9 +10,11 @@ is written once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -111,7 +113,10 @@ def fit_recommender(
         spec: The model to train: a :class:`ModelSpec`, a registry name with its defaults, or
             None for the default model.
         options: Seed, device, threads, progress and speed options.
-        split: The split's name when ``data`` is a dataset (None: :func:`default_split`).
+        split: The split's name when ``data`` is a dataset (None: :func:`default_split`);
+            ``"none"`` trains on every rating (no test set), for the validation run's best
+            epoch count, or for ``spec.train.epochs`` when ``validation_fraction`` is 0 (see
+            :func:`_fit_on_everything`).
         on_epoch: Called after each epoch's validation with its record and the model in
             training (tuning prunes with it; a benchmark can snapshot the weights).
         checkpoint: Where training writes its checkpoints (None: none).
@@ -134,6 +139,78 @@ def fit_recommender(
             data, split, seed=options.seed, validation_fraction=spec.train.validation_fraction
         )
     )
+    fit_args = {
+        "on_epoch": on_epoch,
+        "checkpoint": checkpoint,
+        "resume": resume,
+        "context": context,
+    }
+    if not prepared.split.has_test:
+        return _fit_on_everything(prepared, spec, options, **fit_args)
+    return _fit(prepared, spec, options, **fit_args)
+
+
+def _fit_on_everything(
+    prepared: Prepared, spec: ModelSpec, options: RunOptions, **fit_args: Any
+) -> Recommender:
+    """``--split none``: learn from every rating, for a number of epochs chosen beforehand.
+
+    With a validation carve-out in ``prepared`` (the spec's ``validation_fraction`` > 0) a
+    first run trains on the rest with early stopping, and its best epoch is how long the final
+    run trains on all ratings ("epochs_from": "validation"). Without one (``--epochs`` given),
+    the spec's ``epochs`` are trained on all ratings ("epochs_from": "--epochs"). Only the final
+    run checkpoints and reports epochs; ``recommender.info`` records which rule chose (a
+    closed-form model has no epochs: "closed form").
+    """
+    trains = _trains(spec, prepared)
+    facts: dict[str, Any] = (
+        {"epochs_from": "--epochs", "epochs": spec.train.epochs}
+        if trains
+        else {"epochs_from": "closed form", "epochs": 0}
+    )
+    if prepared.n_valid and trains:
+        first = _fit(prepared, spec, options).training
+        epochs = first.best_epoch or len(first.history) or spec.train.epochs
+        facts = {
+            "epochs_from": "validation",
+            "epochs": epochs,
+            "validation": {
+                "n_valid": prepared.n_valid,
+                "epochs_run": len(first.history),
+                "best_epoch": first.best_epoch,
+            },
+        }
+        train = dataclasses.replace(spec.train, epochs=epochs)
+        spec = dataclasses.replace(spec, train=train)
+    if prepared.n_valid:
+        spec = dataclasses.replace(
+            spec, train=dataclasses.replace(spec.train, validation_fraction=0.0)
+        )
+        prepared = prepare_split(
+            prepared.data, prepared.split, seed=options.seed, validation_fraction=0
+        )
+    recommender = _fit(prepared, spec, options, **fit_args)
+    recommender.info.update(facts)
+    return recommender
+
+
+def _trains(spec: ModelSpec, prepared: Prepared) -> bool:
+    """Whether ``spec``'s model learns by epochs (closed-form models need no epoch count)."""
+    model = build_model(spec.name, 1, 1, prepared.data.rating_scale, spec.config)
+    return model.trainable
+
+
+def _fit(
+    prepared: Prepared,
+    spec: ModelSpec,
+    options: RunOptions,
+    *,
+    on_epoch: Callable[[EpochRecord, RatingModel], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: TrainingState | None = None,
+    context: dict | None = None,
+) -> Recommender:
+    """Train ``spec`` on ``prepared`` (validation carve-out for early stopping, if any)."""
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
     encoder = prepared.encoder

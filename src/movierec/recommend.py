@@ -25,6 +25,7 @@ Unknown-ID policy (documented in README):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -284,13 +285,23 @@ class Recommender:
         user_idx: torch.Tensor,
         k: int,
         exclude: SeenItems | None = None,
+        *,
+        banned: torch.Tensor | None = None,
+        on_block: Callable[[int], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``k`` item indices and scores for each user index, batched over users.
+
+        A block of users is scored as one ``[block, n_items]`` matrix, masked, and ranked by
+        one ``topk``: no Python loop per user.
 
         Args:
             user_idx: int64 ``[U]`` user indices.
             k: How many items per user (capped at the catalogue size).
             exclude: Items to leave out per user (normally the training ratings), or None.
+            banned: bool ``[n_items]``, True for items no list may hold (outside an allow-list,
+                or on a deny-list), or None.
+            on_block: Called with the number of users of each block once it is ranked
+                (a progress bar).
 
         Returns:
             ``(item_idx [U, k] int64, score [U, k] float32)``, best first; excluded slots that
@@ -308,9 +319,13 @@ class Recommender:
             scores = self._score(batch, item_side) if cached is None else cached[batch]
             if exclude is not None:
                 scores = scores.masked_fill(exclude.mask(batch), float("-inf"))
+            if banned is not None:
+                scores = scores.masked_fill(banned, float("-inf"))
             top = torch.topk(scores, k, dim=1)
             items_out.append(top.indices)
             scores_out.append(self._shown(batch, top.indices, top.values))
+            if on_block is not None:
+                on_block(len(batch))
         if not items_out:
             empty = torch.empty(0, k)
             return empty.long(), empty
@@ -414,6 +429,79 @@ class Recommender:
         items, scores = self.top_for_user(user, k, exclude_seen=exclude_seen)
         return self._as_recommendations(items, scores)
 
+    def recommend(
+        self,
+        users: Any = None,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Any = None,
+        filter_items: Any = None,
+        on_block: Callable[[int], None] | None = None,
+    ) -> pd.DataFrame:
+        """Top-``k`` lists for many users at once, ranked exactly as :meth:`top_n` ranks.
+
+        Users are scored in blocks (:meth:`top_indices`: one score matrix, one mask and one
+        ``topk`` per block), with the same ranking key and shown scores as :meth:`top_n`.
+
+        Args:
+            users: Raw user IDs, in the order wanted; None for every user the model knows.
+            k: Items per user (1..1000); fewer where the allowed, unseen items run out.
+            exclude_seen: Leave out the items each user rated in training.
+            items: Allow-list of raw item IDs (only these may be recommended), or None.
+            filter_items: Deny-list of raw item IDs (never recommended), or None.
+            on_block: Called with the number of users of each ranked block (progress).
+
+        Returns:
+            One row per recommendation: ``user``, ``rank`` (1..k), ``item`` (raw IDs),
+            ``title``, ``score`` (float32: predicted rating, or ranking score for runs that
+            rank), users in the given order and each user's rows best first.
+
+        Raises:
+            UnknownIdsError: Users, or items of either list, the model never saw (a
+                ``ValueError``; the message names them).
+        """
+        _check_k(k)
+        if users is None:
+            user_idx = np.arange(self.encoder.n_users, dtype=np.int64)
+        else:
+            user_idx = self.encoder.encode_known_users(np.atleast_1d(np.asarray(users)), "asked")
+        banned = None
+        if items is not None or filter_items is not None:
+            banned = torch.zeros(self.model.n_items, dtype=torch.bool)
+            if items is not None:
+                allowed = self.encoder.encode_known_items(_ids(items), "in the allow-list")
+                banned[:] = True
+                banned[torch.from_numpy(allowed)] = False
+            if filter_items is not None:
+                denied = self.encoder.encode_known_items(_ids(filter_items), "in the deny-list")
+                banned[torch.from_numpy(denied)] = True
+        found, scores = self.top_indices(
+            torch.from_numpy(user_idx),
+            k,
+            self.seen if exclude_seen else None,
+            banned=banned,
+            on_block=on_block,
+        )
+        return self._as_frame(user_idx, found.numpy(), scores.numpy())
+
+    def _as_frame(
+        self, user_idx: np.ndarray, found: np.ndarray, scores: np.ndarray
+    ) -> pd.DataFrame:
+        """Rows of :meth:`recommend` from ``[U, k]`` item indices and scores (-inf: no item)."""
+        keep = np.isfinite(scores).ravel()
+        width = found.shape[1]
+        flat = found.ravel()[keep]
+        return pd.DataFrame(
+            {
+                "user": np.repeat(self.encoder.decode_users(user_idx), width)[keep],
+                "rank": np.tile(np.arange(1, width + 1, dtype=np.int64), len(user_idx))[keep],
+                "item": self.encoder.decode_items(flat),
+                "title": self._titles[flat].astype(str),
+                "score": scores.ravel()[keep],
+            }
+        )
+
     @torch.inference_mode()
     def similar_items(
         self, item_id: Any, k: int = 10, *, similarity: str | None = None
@@ -464,6 +552,13 @@ class Recommender:
 def _check_k(k: int) -> None:
     if not 1 <= k <= 1000:
         raise ConfigError(f"k must be between 1 and 1000, got {k}")
+
+
+def _ids(values: Any) -> np.ndarray:
+    """An allow- or deny-list as a 1-D array of raw IDs."""
+    return np.atleast_1d(
+        np.asarray(list(values) if isinstance(values, (set, frozenset)) else values)
+    )
 
 
 def _plain(value: Any) -> Any:

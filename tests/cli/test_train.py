@@ -122,3 +122,22 @@ def test_train_fast_trains_and_a_bad_precision_is_one_line_and_exit_2(ratings_fi
     rmse_fast, rmse_plain = (json.loads(r.stdout)["rmse"] for r in (fast, plain))
     assert rmse_fast == pytest.approx(rmse_plain, abs=0.02)
     fails_cleanly([*args, "--precision", "fp64"], "precision must be one of fp32, bf16, auto")
+
+
+def test_train_split_none_reports_where_the_epochs_came_from(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--split", "none", "-q"]
+    given = runner.invoke(app, [*args, "--epochs", "2", "--out", str(tmp_path / "given")])
+    assert given.exit_code == 0, given.output
+    assert "no test set" in given.stdout and "from --epochs" in given.stdout
+    run = json.loads((tmp_path / "given" / "run.json").read_text())
+    assert (run["split"], run["epochs_from"], run["epochs"]) == ("none", "--epochs", 2)
+    chosen = runner.invoke(app, [*args, "--json", "--out", str(tmp_path / "chosen")])
+    assert chosen.exit_code == 0, chosen.output
+    metrics = json.loads(chosen.stdout)
+    assert metrics["epochs_from"] == "validation" and "rmse" not in metrics
+    assert metrics["epochs"] == metrics["validation"]["best_epoch"]
+
+
+def test_evaluate_refuses_split_none(run_dir, ratings_file):
+    args = ["evaluate", str(run_dir), "--data", str(ratings_file), "--split", "none"]
+    fails_cleanly(args, "has none")

@@ -99,3 +99,10 @@ def test_stratified_split_takes_a_fraction():
     )
     split = make_split(frame, "stratified:0.5", layout="ratings-file", seed=0)
     assert split.test.groupby("user_id").size().to_dict() == {1: 5, 2: 2}
+
+
+def test_split_none_trains_on_every_rating(ratings):
+    split = make_split(ratings, "none", layout="ratings-file", seed=0)
+    assert split.name == "none" and not split.has_test
+    assert len(split.train) == len(ratings) and split.test.empty
+    assert make_split(ratings, "random:0.2", layout="x", seed=0).has_test

@@ -27,7 +27,7 @@ SPLIT = typer.Option(
     None,
     "--split",
     help="u1..u5 (ml-100k), random[:F], temporal[:F], leave-last[:K], stratified[:F] "
-    "(per user; F default 0.25).",
+    "(per user; F default 0.25), or none (train: every rating, no test set).",
 )
 COLUMNS = typer.Option(
     None, "--columns", help="Column names of a ratings file: user,item,rating[,timestamp]."

@@ -6,30 +6,86 @@ from pathlib import Path
 
 import typer
 
-from movierec.cli.options import JSON, RANK_BY, RUN_DIR, K
+from movierec.cli.options import JSON, QUIET, RANK_BY, RUN_DIR, THREADS, K
 from movierec.cli.output import out, print_items, print_json, user_errors
+from movierec.errors import ConfigError
 
 
 @user_errors
 def recommend(
     run_dir: Path = RUN_DIR,
-    user: str = typer.Option(..., "--user", help="Raw user ID from the dataset."),
+    user: str | None = typer.Option(None, "--user", help="Raw user ID from the dataset."),
+    every_user: bool = typer.Option(
+        False, "--all", help="Lists for every user the run knows (or --users), into --out."
+    ),
+    users_file: Path | None = typer.Option(
+        None, "--users", help="With --all: only these users (one ID a line, or a user column)."
+    ),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="With --all: the file to write, .parquet or .csv (by suffix)."
+    ),
     k: int = K,
     include_seen: bool = typer.Option(
         False, "--include-seen", help="Also rank items rated in training."
     ),
     rank_by: str = RANK_BY,
+    threads: int | None = THREADS,
+    quiet: bool = QUIET,
     as_json: bool = JSON,
 ) -> None:
     """Top-k movies for a user, with titles and predicted ratings (ranking scores for runs
-    trained with --objective bpr/bce, or ease/popularity)."""
+    trained with --objective bpr/bce, or ease/popularity); with --all, every user's list
+    (user, rank, item, title, score) written to --out."""
     from movierec.artifacts import load_run
 
+    if every_user or users_file is not None:
+        _recommend_all(run_dir, users_file, out_file, k, include_seen, rank_by, threads, quiet)
+        return
+    if user is None:
+        raise ConfigError("give --user ID for one list, or --all --out FILE for every user's")
+    if out_file is not None:
+        raise ConfigError("--out writes every user's lists: add --all (or drop --out)")
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
     items = recommender.top_n(user, k, exclude_seen=not include_seen)
     label = "predicted" if recommender.predicts_ratings else "score"
     print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", label)
+
+
+def _recommend_all(
+    run_dir: Path,
+    users_file: Path | None,
+    out_file: Path | None,
+    k: int,
+    include_seen: bool,
+    rank_by: str,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """``recommend --all``: every (or every listed) user's top-k, one block of users at a time."""
+    from tqdm.auto import tqdm
+
+    from movierec.artifacts import load_run
+    from movierec.batch import check_table_path, read_ids, write_table
+    from movierec.train import configure_threads
+
+    if out_file is None:
+        raise ConfigError("--all writes a file: add --out recs.parquet (or recs.csv)")
+    check_table_path(out_file)
+    recommender, _ = load_run(run_dir)
+    recommender.rank_by = rank_by
+    configure_threads(threads)
+    users = read_ids(users_file) if users_file is not None else None
+    if users is not None:  # every unknown ID named before any work
+        recommender.encoder.encode_known_users(users, f"in {users_file}")
+    total = recommender.encoder.n_users if users is None else len(users)
+    with tqdm(total=total, unit="user", disable=quiet, desc="recommend") as bar:
+        frame = recommender.recommend(users, k, exclude_seen=not include_seen, on_block=bar.update)
+    write_table(frame, out_file)
+    out.print(
+        f"{len(frame):,} recommendations for {total:,} users written to {out_file}",
+        highlight=False,
+    )
 
 
 @user_errors
@@ -58,13 +114,27 @@ def similar(
 @user_errors
 def predict(
     run_dir: Path = RUN_DIR,
-    user: str = typer.Option(..., "--user", help="Raw user ID."),
-    item: str = typer.Option(..., "--item", help="Raw item ID."),
+    user: str | None = typer.Option(None, "--user", help="Raw user ID."),
+    item: str | None = typer.Option(None, "--item", help="Raw item ID."),
+    pairs: Path | None = typer.Option(
+        None, "--pairs", help="A CSV of user,item pairs to predict (with --out)."
+    ),
+    out_file: Path | None = typer.Option(
+        None,
+        "--out",
+        help="With --pairs: the file to write (user,item,prediction), .csv or .parquet.",
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """The predicted rating of one user for one movie (runs trained for ranking refuse)."""
+    """The predicted rating of one user for one movie, or of every pair in --pairs (runs
+    trained for ranking refuse)."""
     from movierec.artifacts import load_run
 
+    if pairs is not None:
+        _predict_pairs(run_dir, pairs, out_file)
+        return
+    if user is None or item is None:
+        raise ConfigError("give --user ID --item ID, or --pairs pairs.csv --out preds.csv")
     recommender, _ = load_run(run_dir)
     rating = float(recommender.predict([user], [item], unknown="error")[0])
     title = recommender.title(recommender.encoder.item_index(item))
@@ -72,3 +142,16 @@ def predict(
         print_json({"user": user, "item": item, "title": title, "rating": rating})
     else:
         out.print(f"user {user} -> {title}: {rating:.3f}", highlight=False)
+
+
+def _predict_pairs(run_dir: Path, pairs: Path, out_file: Path | None) -> None:
+    from movierec.artifacts import load_run
+    from movierec.batch import check_table_path, predict_pairs, read_pairs, write_table
+
+    if out_file is None:
+        raise ConfigError("--pairs writes a file: add --out preds.csv (or preds.parquet)")
+    check_table_path(out_file)
+    recommender, _ = load_run(run_dir)
+    frame = predict_pairs(recommender, read_pairs(pairs), f"in {pairs}")
+    write_table(frame, out_file)
+    out.print(f"{len(frame):,} predictions written to {out_file}", highlight=False)

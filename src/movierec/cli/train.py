@@ -144,8 +144,16 @@ def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path |
     if as_json:
         print_json(metrics)
         return
-    title = f"{metrics['dataset']} / split {metrics['split']} (test set)"
-    out.print(metrics_table([metrics], k, title))
+    if "epochs_from" in metrics:  # --split none: trained on every rating, no test metrics
+        out.print(
+            f"trained {metrics['model']} on all {metrics['n_fit']:,} ratings of "
+            f"{metrics['dataset']} (no test set): {metrics['epochs']} epochs, from "
+            f"{metrics['epochs_from']}",
+            highlight=False,
+        )
+    else:
+        title = f"{metrics['dataset']} / split {metrics['split']} (test set)"
+        out.print(metrics_table([metrics], k, title))
     if out_dir is not None:
         out.print(f"run saved to {out_dir}", highlight=False)
 

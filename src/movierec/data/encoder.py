@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.errors import ArtifactError, UnknownIdError
+from movierec.errors import ArtifactError, UnknownIdError, UnknownIdsError
 
 # Integer IDs are encoded through a dense table when their range is at most this many slots per
 # ID (and at most DENSE_SPAN_MAX slots, 128 MiB); sparser or wider IDs use a hash lookup.
@@ -84,6 +84,21 @@ class _Axis:
         elif self.ids.dtype != np.int64:
             raw_index = raw_index.astype(str)
         return self.ids.get_indexer(raw_index).astype(np.int64)
+
+    def encode_known(self, raw: Any, where: str) -> np.ndarray:
+        """:meth:`encode`, or :class:`UnknownIdsError` naming every unknown ID (ten shown)."""
+        found = self.encode(raw)
+        unknown = found < 0
+        if unknown.any():
+            missing = pd.unique(np.asarray(raw, dtype=object)[unknown])
+            shown = ", ".join(_show(v) for v in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise UnknownIdsError(
+                f"{len(missing)} {self.kind} ID(s) {where} are not in the model's training data: "
+                f"{shown}{more} ({self.describe()}); remove them or use IDs from the ratings the "
+                f"model was trained on"
+            )
+        return found
 
     def describe(self) -> str:
         count = len(self.ids)
@@ -150,6 +165,15 @@ class IdEncoder:
     def item_index(self, raw: Any) -> int:
         """One raw item ID -> its index, or :class:`UnknownIdError`."""
         return self._one(self._items, raw)
+
+    def encode_known_users(self, raw: Any, where: str = "given") -> np.ndarray:
+        """Raw user IDs -> int64 indices; :class:`UnknownIdsError` names every unknown one
+        (``where`` says where they came from, e.g. "in users.csv")."""
+        return self._users.encode_known(raw, where)
+
+    def encode_known_items(self, raw: Any, where: str = "given") -> np.ndarray:
+        """Raw item IDs -> int64 indices; :class:`UnknownIdsError` names every unknown one."""
+        return self._items.encode_known(raw, where)
 
     def decode_users(self, idx: Any) -> np.ndarray:
         return self._users.ids.take(np.asarray(idx, dtype=np.int64)).to_numpy()

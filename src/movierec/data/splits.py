@@ -9,6 +9,8 @@
 - ``stratified[:F]``: per user, a seeded random ``round(F * n_u)`` of the user's ``n_u`` ratings
   (default ``F = 0.25``) is the test set, the rest training (the Microsoft Recommenders
   benchmark's 75/25 split). Every user keeps ``n_u - round(F * n_u)`` training ratings.
+- ``none``: no test set; every rating is training (a production run: :data:`NO_TEST`). There
+  is nothing to evaluate; the validation carve-out still comes from the training part.
 
 The validation set used for early stopping is always carved from the training part
 (:func:`carve_validation`); the test set is never seen before the final evaluation.
@@ -27,6 +29,7 @@ from movierec.errors import ConfigError, DataError
 CANONICAL_FOLD_SIZE = 20_000
 DRAW_BLOCK = 1 << 20  # uniform draws per block in random splits
 ML100K_RATINGS = 100_000
+NO_TEST = "none"  # the split name of a run trained on every rating
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,18 @@ class Split:
     name: str
     train: pd.DataFrame
     test: pd.DataFrame
+
+    @property
+    def has_test(self) -> bool:
+        """False for :data:`NO_TEST` (train on everything): no test metrics to compute."""
+        return self.name != NO_TEST
+
+
+def no_test(ratings: pd.DataFrame) -> Split:
+    """Every rating in training, an empty test set (``--split none``)."""
+    if ratings.empty:
+        raise DataError("there are no ratings to train on")
+    return Split(NO_TEST, ratings, ratings.iloc[:0])
 
 
 def canonical_fold(ratings: pd.DataFrame, fold: int, layout: str) -> Split:
@@ -158,12 +173,14 @@ _SPEC = re.compile(
 
 def make_split(ratings: pd.DataFrame, spec: str, *, layout: str, seed: int) -> Split:
     """Parse a split name (``u1``, ``random:0.2``, ``temporal``, ``leave-last:1``,
-    ``stratified:0.25``) and apply it."""
+    ``stratified:0.25``, ``none``) and apply it."""
+    if spec.strip().lower() == NO_TEST:
+        return no_test(ratings)
     match = _SPEC.match(spec.strip())
     if not match:
         raise ConfigError(
             f"unknown split {spec!r}; use u1..u5 (ml-100k), random[:F], temporal[:F], "
-            f"leave-last[:K] or stratified[:F], e.g. random:0.2"
+            f"leave-last[:K], stratified[:F] or none (train on everything), e.g. random:0.2"
         )
     kind, arg = match["kind"], match["arg"]
     try:

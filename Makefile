@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(MOVIEREC) fetch ml-100k
-	$(MOVIEREC) compare --data ml-100k --split u1 --models embedding-net,mf,bias,mean --out runs
-	$(MOVIEREC) recommend runs/embedding-net --user 196 -k 10
+	$(MOVIEREC) compare --data ml-100k --split u1 --models default,embedding-net,mf,bias,popularity --out runs
+	$(MOVIEREC) recommend runs/default --user 196 -k 10
 
 test: $(BENCH_STAMP)
 	MOVIEREC_HOME=$(TEST_CACHE) $(PY) -m pytest -q

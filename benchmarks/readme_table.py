@@ -23,7 +23,11 @@ from bench_serve import cpu_model  # one definition for every benchmark script
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-COMMAND = "python benchmarks/readme_table.py  (same as: movierec compare --data ml-100k --split u1)"
+DEMO_MODELS = ["default", "embedding-net", "mf", "bias", "popularity"]  # as make demo compares
+COMMAND = (
+    "python benchmarks/readme_table.py  (same as: movierec compare --data ml-100k --split u1 "
+    f"--models {','.join(DEMO_MODELS)})"
+)
 
 
 def render(rows: list[dict], seed: int) -> str:
@@ -42,12 +46,24 @@ def render(rows: list[dict], seed: int) -> str:
         epochs = f"{row['epochs']} ({row['best_epoch']})" if row["epochs"] else "closed form"
         speed = f"{row['ratings_per_second']:,.0f}" if row["ratings_per_second"] else "-"
         lines.append(
-            f"| {row['model']} | {row['rmse']:.4f} | {row['mae']:.4f} | {row['ndcg@10']:.4f} | "
+            f"| {label(row)} | {cell(row['rmse'])} | {cell(row['mae'])} | {row['ndcg@10']:.4f} | "
             f"{row['precision@10']:.4f} | {row['coverage']:.3f} | {row['long_tail_share']:.3f} | "
             f"{row['median_item_ratings']:.0f} | {epochs} | {row['train_seconds']:.2f} | {speed} |"
         )
     lines.append(END)
     return "\n".join(lines)
+
+
+def label(row: dict) -> str:
+    """The row's name: compare's label, with the model when they differ (``default``)."""
+    name = row.get("label") or row["model"]
+    if name == "embedding-net":
+        return "embedding-net (the article's)"
+    return f"{name} ({row['model']})" if name != row["model"] else name
+
+
+def cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def main() -> None:
@@ -56,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = compare_models(
         "ml-100k",
-        ["embedding-net", "mf", "bias", "mean"],
+        DEMO_MODELS,
         split="u1",
         options=RunOptions(seed=args.seed, progress=False),
     )

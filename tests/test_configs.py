@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from movierec.config import ModelSpec, load_config_file
+from movierec.config import DEFAULT_CONFIG, ModelSpec, load_config_file
+from movierec.errors import ConfigError
+from movierec.models import make_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -24,3 +26,36 @@ def test_best_ml100k_is_the_benchmarked_autorec_config():
         row.model_options,
         row.train_options,
     )
+
+
+def test_no_model_and_no_file_is_the_default_configuration():
+    spec = ModelSpec.resolve()
+    assert spec == ModelSpec.resolve("default") == ModelSpec.resolve(config_path=DEFAULT_CONFIG)
+    assert spec.name == "embedding-net" and spec.train.objective == "joint"
+    assert spec.config.ranking_head and spec.config.rank_factors > 0
+    # Flags still override it.
+    assert ModelSpec.resolve(model_options={"rank_factors": 16}).config.rank_factors == 16
+
+
+def test_naming_the_model_or_the_article_file_gives_the_article():
+    article = ModelSpec.resolve(config_path=CONFIGS / "article.toml")
+    assert (
+        article.config
+        == make_config("embedding-net", {})
+        == ModelSpec.resolve("embedding-net").config
+    )
+    assert (article.config.n_factors, article.config.hidden) == (150, (100, 200, 300))
+    assert article.train.objective == "rating"
+
+
+def test_another_objective_without_a_model_uses_the_models_own_defaults():
+    spec = ModelSpec.resolve(train_options={"objective": "bpr"})
+    assert (spec.name, spec.train.objective) == ("embedding-net", "bpr")
+    assert not spec.config.ranking_head
+
+
+def test_a_ranking_head_needs_the_joint_objective():
+    with pytest.raises(ConfigError, match="ranking_head = true is the ranking score of"):
+        ModelSpec.resolve("embedding-net", model_options={"ranking_head": True}, train_options={})
+    with pytest.raises(ConfigError, match="not both"):
+        ModelSpec.resolve("default", config_path=CONFIGS / "article.toml")

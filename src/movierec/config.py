@@ -45,9 +45,15 @@ def check_rank_by(rank_by: str) -> str:
     return rank_by
 
 
-OBJECTIVES = ("rating", "bpr", "bce", "joint")  # kept in step with movierec.train.objectives
+OBJECTIVES = (
+    "rating",
+    "bpr",
+    "bce",
+    "softmax",
+    "joint",
+)  # kept in step with movierec.train.objectives
 NEGATIVE_SAMPLING = ("uniform", "popularity")
-JOINT_RANKING_LOSSES = ("bpr", "bce")  # kept in step with movierec.train.objectives
+JOINT_RANKING_LOSSES = ("bpr", "bce", "softmax")  # kept in step with movierec.train.objectives
 EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.train.optim
 PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.train.precision
 
@@ -247,6 +253,12 @@ def load_config_file(path: Path) -> FileConfig:
 
 
 DEFAULT_MODEL = "embedding-net"
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+"""The default configuration: trained when neither a model nor a config file is named (and
+under the model name ``default``): the EmbeddingNet predicting ratings with a ranking tower
+that ranks, ``joint`` training. Naming a model gives that model's own defaults (for the
+EmbeddingNet, the founding article's)."""
+DEFAULT_NAME = "default"
 
 
 @dataclass(frozen=True)
@@ -274,9 +286,24 @@ class ModelSpec:
         """Flags override the config file, which overrides the model's preferred defaults.
 
         The model's defaults depend on the training objective (flag, else file, else rating).
+        With no model and no file (or ``model="default"``), the file is :data:`DEFAULT_CONFIG`,
+        unless the flags ask for an objective other than its ``joint``: then the default
+        model's own defaults for that objective.
         """
         from movierec.models import make_config, model_class
 
+        if model == DEFAULT_NAME:
+            if config_path is not None:
+                raise ConfigError(
+                    f"--model {DEFAULT_NAME} is the default configuration file; give it or "
+                    f"--config {config_path}, not both"
+                )
+            model, config_path = None, DEFAULT_CONFIG
+        elif model is None and config_path is None:
+            asked = (train_options or {}).get("objective")
+            # Another objective than the default's: the default model's own defaults for it.
+            if asked is None or asked == "joint":
+                config_path = DEFAULT_CONFIG
         file = load_config_file(config_path) if config_path else None
         name = model or (file.model if file else None) or DEFAULT_MODEL
         same_model = file is not None and (file.model is None or file.model == name)
@@ -290,7 +317,14 @@ class ModelSpec:
             **(file.train_options if file else {}),
             **(train_options or {}),
         }
-        return cls(name, make_config(name, options), TrainConfig.from_mapping(train_values))
+        spec = cls(name, make_config(name, options), TrainConfig.from_mapping(train_values))
+        if getattr(spec.config, "ranking_head", False) and spec.train.objective != "joint":
+            raise ConfigError(
+                f"[model] ranking_head = true is the ranking score of --objective joint, but "
+                f"the objective is {spec.train.objective!r}; train with --objective joint, or "
+                f"set ranking_head = false"
+            )
+        return spec
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:

@@ -348,21 +348,23 @@ def compare_models(
         dataclasses.replace(base, spec=ModelSpec.resolve(name, train_options=overrides))
         for name in models
     ]
+    folders = list(models)  # "default" and "embedding-net" are both EmbeddingNets
     if not jobs:
         raise ConfigError("give at least one model to compare, e.g. --models embedding-net,bias")
     dataset = data if isinstance(data, RatingsData) else load_job_data(jobs[0])
     prepared_by_fraction: dict[float, Prepared] = {}
     runs = []
-    for job in jobs:
+    for job, folder in zip(jobs, folders, strict=True):
         fraction = job.spec.train.validation_fraction
         if fraction not in prepared_by_fraction:
             prepared_by_fraction[fraction] = prepare(
                 dataset, split, seed=job.options.seed, validation_fraction=fraction
             )
         run = train_model(prepared_by_fraction[fraction], job)
+        run.metrics["label"] = folder
         if out is not None:
-            save_trained(run, Path(out) / job.spec.name)
-            run.metrics["run_dir"] = str(Path(out) / job.spec.name)
+            save_trained(run, Path(out) / folder)
+            run.metrics["run_dir"] = str(Path(out) / folder)
         runs.append(run)
     return runs
 

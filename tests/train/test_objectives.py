@@ -12,7 +12,7 @@ from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model
 from movierec.train import fit, validation_ndcg
-from movierec.train.objectives import bce_loss, bpr_loss
+from movierec.train.objectives import bce_loss, bpr_loss, softmax_loss
 
 
 def test_bpr_loss_by_hand():
@@ -28,6 +28,14 @@ def test_bce_loss_by_hand():
     assert float(bce_loss(positive, negative)) == pytest.approx(math.log(2))
 
 
+def test_softmax_loss_by_hand():
+    positive = torch.tensor([1.0, 0.0])
+    negative = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    first = -math.log(math.e / (math.e + 2))
+    second = -math.log(1 / (1 + math.exp(2.0) + 1))
+    assert float(softmax_loss(positive, negative)) == pytest.approx((first + second) / 2)
+
+
 @pytest.fixture(scope="module")
 def tensors():
     ratings = synthetic_ratings(60, 50, 1500, seed=5)
@@ -36,7 +44,7 @@ def tensors():
 
 
 @pytest.mark.parametrize("model", ["mf", "embedding-net"])
-@pytest.mark.parametrize("objective", ["bpr", "bce"])
+@pytest.mark.parametrize("objective", ["bpr", "bce", "softmax"])
 def test_ranking_objectives_lower_their_loss(tensors, model, objective):
     data, encoder = tensors
     torch.manual_seed(0)

@@ -43,14 +43,24 @@ RATING_SCALE = typer.Option(
 OUT_OF_SCALE = typer.Option(
     "error", "--out-of-scale", help="Ratings outside the scale: error, clip or drop."
 )
-MODEL = typer.Option(None, "--model", help=f"{_one_of(list(MODELS))}.")
+MODEL = typer.Option(
+    None,
+    "--model",
+    help=(
+        "default (when neither --model nor --config is given: the EmbeddingNet with a ranking "
+        f"tower, trained joint), or a model with its own defaults: {_one_of(list(MODELS))}."
+    ),
+)
 # Rich would read [model] and [train] as markup and print nothing in their place.
 TRAIN_CONFIG = typer.Option(None, "--config", help=escape("TOML file with [model] and [train]."))
 K = typer.Option(10, "--k", "-k", help="How many items.")
 OBJECTIVE = typer.Option(
     None,
     "--objective",
-    help="Training objective: rating (MSE, default), bpr, bce or joint (MSE + ranking).",
+    help=(
+        "Training objective: rating (MSE, default), bpr, bce, softmax (sampled softmax) or "
+        "joint (MSE + ranking)."
+    ),
 )
 NEGATIVES = typer.Option(
     None,

@@ -81,6 +81,8 @@ def metrics_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
         table.add_column(header, justify="left" if header == "model" else "right")
     for row in rows:
         shown = dict(row)
+        if row.get("label") and row["label"] != row.get("model"):
+            shown["model"] = f"{row['label']} ({row.get('model')})"  # compare's "default"
         # Closed-form models take no optimiser steps: no throughput to show.
         shown["ratings_per_second"] = row.get("ratings_per_second") or None
         if isinstance(row.get("train_seconds"), float):

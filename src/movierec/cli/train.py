@@ -162,7 +162,11 @@ def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path |
 def compare(
     data: str = DATA,
     split: str | None = SPLIT,
-    models: str = typer.Option("embedding-net,mf,bias,mean", "--models", help="Comma-separated."),
+    models: str = typer.Option(
+        "default,embedding-net,mf,bias,popularity",
+        "--models",
+        help="Comma-separated model names (default: the default configuration).",
+    ),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
     columns: str | None = COLUMNS,
     duplicates: str = DUPLICATES,

@@ -55,6 +55,7 @@ INTERACTIONS = ("concat", "concat+product")
 RANKING_TRAIN: dict[str, dict[str, Any]] = {
     "bpr": _RANKING_SETTINGS,
     "bce": _RANKING_SETTINGS,
+    "softmax": _RANKING_SETTINGS,
     "joint": _RANKING_SETTINGS,
 }
 

@@ -28,6 +28,7 @@ _RANKING_SETTINGS: dict[str, Any] = {
 RANKING_TRAIN: dict[str, dict[str, Any]] = {
     "bpr": _RANKING_SETTINGS,
     "bce": _RANKING_SETTINGS,
+    "softmax": _RANKING_SETTINGS,
     "joint": _RANKING_SETTINGS,
 }
 

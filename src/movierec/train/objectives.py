@@ -5,6 +5,9 @@
   and a sampled unrated item ``j`` of the same user, averaged over pairs.
 - ``bce``: pointwise binary cross-entropy on logits, NCF-style: every rated pair is a positive,
   every sampled unrated pair a negative, averaged over all of them.
+- ``softmax``: sampled softmax: each rated pair competes with its ``n`` sampled unrated items,
+  ``-log(exp(s_ui) / (exp(s_ui) + sum_j exp(s_uj)))``; with tens of negatives it approximates
+  the full-catalogue softmax, a listwise loss that ranks better than BCE on ml-100k (measured).
 - ``joint``: the ``rating`` MSE on the batch's observed ratings plus ``ranking_weight`` times a
   ranking loss (``joint_ranking_loss``: ``bpr`` or ``bce``) of the same rated pairs against
   sampled negatives, so one model both predicts ratings and ranks unseen items.
@@ -24,11 +27,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OBJECTIVES = ("rating", "bpr", "bce", "joint")
-RANKING_OBJECTIVES = ("bpr", "bce")
-SAMPLED_OBJECTIVES = ("bpr", "bce", "joint")
+OBJECTIVES = ("rating", "bpr", "bce", "softmax", "joint")
+RANKING_OBJECTIVES = ("bpr", "bce", "softmax")
+SAMPLED_OBJECTIVES = ("bpr", "bce", "softmax", "joint")
 """Objectives whose step draws negatives (the trainer builds a sampler for them)."""
-JOINT_RANKING_LOSSES = ("bpr", "bce")
+JOINT_RANKING_LOSSES = ("bpr", "bce", "softmax")
 
 
 def predicts_ratings(objective: str) -> bool:
@@ -75,7 +78,18 @@ def bce_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-RANKING_LOSSES = {"bpr": bpr_loss, "bce": bce_loss}
+def softmax_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax: the mean of ``-log softmax`` of each positive among its negatives.
+
+    Args:
+        positive: float ``[B]`` logits of rated pairs.
+        negative: float ``[B, n]`` logits of ``n`` sampled unrated items per rated pair.
+    """
+    logits = torch.cat([positive[:, None], negative], dim=1)
+    return -F.log_softmax(logits, dim=1)[:, 0].mean()
+
+
+RANKING_LOSSES = {"bpr": bpr_loss, "bce": bce_loss, "softmax": softmax_loss}
 
 
 def joint_loss(

@@ -122,10 +122,18 @@ def joint_step(
     return loss, net.model.joint_penalty((users, items), (all_users, all_items))
 
 
+def softmax_step(
+    net: StepModel, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor
+) -> StepResult:
+    """Sampled softmax of each rated pair among its sampled unrated items."""
+    return _ranking_step(net, users, items, RANKING_LOSSES["softmax"])
+
+
 STEPS: dict[str, StepFunction] = {
     "rating": rating_step,
     "bpr": bpr_step,
     "bce": bce_step,
+    "softmax": softmax_step,
     "joint": joint_step,
 }
 """The step of each objective (``TrainConfig.objective``)."""

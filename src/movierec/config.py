@@ -293,6 +293,43 @@ class ModelSpec:
         return cls(name, make_config(name, options), TrainConfig.from_mapping(train_values))
 
     @classmethod
+    def from_keywords(
+        cls, model: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> tuple[ModelSpec, dict[str, Any]]:
+        """A spec from one flat set of keywords, as Python callers give them
+        (``n_factors=64, epochs=5, seed=1``): each name goes to the model's options, the
+        training options or the run options by the dataclass that declares it, then through
+        :meth:`resolve`, which checks them exactly as a TOML file's ``[model]``/``[train]``.
+
+        Returns:
+            The spec, and the keywords that are :class:`RunOptions` fields (seed, device...).
+
+        Raises:
+            ConfigError: A keyword that none of them declares (the message lists the valid
+                ones), or a value refused as in a TOML file.
+        """
+        from movierec.models import model_class
+
+        name = model or DEFAULT_MODEL
+        model_fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        run_fields = {f.name for f in dataclasses.fields(RunOptions)}
+        values = dict(values or {})
+        if unknown := sorted(set(values) - model_fields - train_fields - run_fields):
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for model {name!r}; its options are "
+                f"{', '.join(sorted(model_fields)) or 'none'}; training options are "
+                f"{', '.join(sorted(train_fields))}; run options are "
+                f"{', '.join(sorted(run_fields))}"
+            )
+        spec = cls.resolve(
+            name,
+            model_options={k: v for k, v in values.items() if k in model_fields},
+            train_options={k: v for k, v in values.items() if k in train_fields},
+        )
+        return spec, {k: v for k, v in values.items() if k in run_fields}
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
         """The spec :meth:`to_dict` wrote (checkpoint contexts), validated like a config file."""
         from movierec.models import make_config

@@ -6,6 +6,7 @@ train) -> metrics on the untouched test set -> run directory. The facts a run re
 training returned, in :class:`TrainedRun`. A job with ``split="none"``
 (:data:`movierec.data.splits.NO_TEST`) trains on every rating and has no test metrics; its
 ``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``).
+:func:`save_recommender` writes a recommender trained in Python with the same writer.
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
 evaluates on the test set and writes the run directory (see :mod:`movierec.train.distributed`).
@@ -199,28 +200,70 @@ def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: flo
 
 def save_trained(run: TrainedRun, out: Path) -> Path:
     """Write ``run`` as a run directory (weights, config, ID maps, metrics, history, plot)."""
+    return _save(run.recommender, run.spec, Path(out), run.info, run.metrics)
+
+
+def save_recommender(recommender: Recommender, out: str | Path) -> Path:
+    """Write a recommender trained in Python (:func:`movierec.fit_recommender`) as a run
+    directory that ``movierec serve``, ``recommend`` and :func:`movierec.load_run` read.
+
+    The same writer as ``movierec train --out``: weights, model and training options, ID maps,
+    item metadata, the epoch history and learning curve; no test metrics (it was not
+    evaluated here). Atomic: an existing run at ``out`` is replaced whole, any other non-empty
+    folder is refused.
+
+    Args:
+        recommender: A freshly trained recommender (it carries its :class:`ModelSpec`).
+        out: The run directory to write.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ArtifactError: ``recommender`` has no spec (it was loaded from a run directory, which
+            is already saved), or ``out`` is a folder that is not a run.
+    """
+    if recommender.spec is None:
+        raise ArtifactError(
+            "this recommender was loaded from a run directory and is saved there already; "
+            "save_recommender writes recommenders trained with fit_recommender"
+        )
+    info = dict(recommender.info)
+    if recommender.training is not None:
+        info.setdefault("best_epoch", recommender.training.best_epoch)
+        info.update(_rating_best(recommender.training))
+    return _save(recommender, recommender.spec, Path(out), info, None)
+
+
+def _save(
+    recommender: Recommender,
+    spec: ModelSpec,
+    out: Path,
+    info: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None,
+) -> Path:
     from movierec.artifacts import save_run
     from movierec.plotting import plot_learning_curve
 
+    fit = recommender.training
     columns = [f.name for f in dataclasses.fields(EpochRecord)]
-    history = pd.DataFrame(run.fit.history_rows(), columns=columns)
-    info = run.info
+    history = pd.DataFrame(fit.history_rows() if fit else [], columns=columns)
 
     def add_plot(folder: Path) -> None:
-        if run.fit.history:
+        if fit is not None and fit.history:
             plot_learning_curve(
-                run.fit.history,
+                fit.history,
                 folder / "learning_curve.png",
-                f"{run.spec.name} on {info['dataset']} ({info['split']})",
+                f"{spec.name} on {info.get('dataset')} ({info.get('split')})",
             )
 
     return save_run(
         out,
-        run.recommender,
-        model_config=run.spec.config,
-        train_config=run.spec.train,
+        recommender,
+        model_config=spec.config,
+        train_config=spec.train,
         info=info,
-        metrics=run.metrics,
+        metrics=metrics,
         history=history,
         extra_files=add_plot,
     )

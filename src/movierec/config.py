@@ -364,6 +364,8 @@ class Job:
             ``spec.train.epochs`` when ``spec.train.validation_fraction`` is 0 (what
             ``--epochs`` sets with ``--split none``).
         columns: For a ratings file: its user, item, rating[, timestamp] column names.
+        items: An item metadata file (titles, genres) in place of the data's own, or None.
+        item_columns: The item file's ID, title[, genres] column names (None: found).
         policy: What reading does with duplicates and off-scale ratings
             (:class:`movierec.data.DataPolicy`).
         k: Length of the evaluated top-k lists.
@@ -378,6 +380,8 @@ class Job:
     data: str | None = None
     split: str | None = None
     columns: tuple[str, ...] | None = None
+    items: str | None = None
+    item_columns: tuple[str, ...] | None = None
     policy: DataPolicy = field(default_factory=DataPolicy)
     k: int = 10
     relevance: float | str | None = "default"
@@ -389,6 +393,8 @@ class Job:
             "data": self.data,
             "split": self.split,
             "columns": list(self.columns) if self.columns else None,
+            "items": self.items,
+            "item_columns": list(self.item_columns) if self.item_columns else None,
             "load_options": self.policy.to_dict(),
             **self.spec.to_dict(),
             "seed": self.options.seed,
@@ -416,13 +422,15 @@ class Job:
             progress=progress,
             **context.get("speed", {}),  # absent in checkpoints written before the fast path
         )
-        columns = context.get("columns")
+        columns, item_columns = context.get("columns"), context.get("item_columns")
         return cls(
             spec=ModelSpec.from_dict(context),
             options=options,
             data=context.get("data"),
             split=context.get("split"),
             columns=tuple(columns) if columns else None,
+            items=context.get("items"),
+            item_columns=tuple(item_columns) if item_columns else None,
             policy=DataPolicy.from_dict(context.get("load_options", {})),
             k=context.get("k", 10),
             relevance=context.get("relevance", "default"),

@@ -25,6 +25,7 @@ import pandas as pd
 
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
+from movierec.data.metadata import with_metadata
 from movierec.data.splits import NO_TEST, make_split
 from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluate.evaluation import default_relevance, evaluate
@@ -86,7 +87,14 @@ def load_job_data(job: Job) -> RatingsData:
     if job.data is None:
         raise ConfigError("the job names no data; pass the ratings to run_job(data=...)")
     columns = list(job.columns) if job.columns else None
-    return load_data(job.data, columns=columns, progress=job.options.progress, policy=job.policy)
+    return load_data(
+        job.data,
+        columns=columns,
+        progress=job.options.progress,
+        policy=job.policy,
+        items=job.items,
+        item_columns=list(job.item_columns) if job.item_columns else None,
+    )
 
 
 def run_job(
@@ -319,8 +327,13 @@ def train(
     train_options: Mapping[str, Any] | None = None,
     relevance: float | str | None = "default",
     rank_by: str = "shrunk",
+    items: str | Path | None = None,
+    item_columns: Sequence[str] | None = None,
 ) -> TrainedRun:
     """Load ``data``, train one model, evaluate it on the test split and optionally save it.
+
+    ``items``: an item metadata file (titles, genres; ``--items``) in place of the data's own,
+    its ID, title[, genres] columns found by common names or named by ``item_columns``.
 
     ``split="none"`` trains on every rating, for ``epochs`` when given, else for the best epoch
     of a validation run on the same data (see :func:`movierec.pipeline.fit_recommender`).
@@ -336,6 +349,11 @@ def train(
         overrides = {**(overrides or {}), "validation_fraction": 0.0}
     spec = ModelSpec.resolve(model, config_path, train_options=overrides)
     job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
+    if items is not None:
+        named = tuple(item_columns) if item_columns else None
+        job = dataclasses.replace(job, items=str(items), item_columns=named)
+        if isinstance(data, RatingsData):
+            data = with_metadata(data, items, item_columns=item_columns)
     return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
 
 

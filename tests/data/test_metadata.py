@@ -73,3 +73,14 @@ def test_users_from_a_frame():
     assert users.columns.tolist() == ["user_id", "country"] and users["user_id"].tolist() == [7, 8]
     with pytest.raises(DataError, match=r"users DataFrame: found no user column"):
         read_users(pd.DataFrame({"who": [1]}))
+
+
+def test_a_movies_csv_of_ones_own_beside_ratings_is_read_by_its_names(tmp_path):
+    (tmp_path / "ratings.tsv").write_text("user\titem\trating\n1\t7\t4\n2\t7\t2\n")
+    (tmp_path / "movies.csv").write_text("id,name\n7,Seven\n")
+    assert load_data(tmp_path / "ratings.tsv").items["title"].tolist() == ["Seven"]
+    (tmp_path / "movies.csv").write_text("nothing,useful\n1,2\n")
+    with pytest.raises(DataError, match=r"item file beside .*name the right item file"):
+        load_data(tmp_path / "ratings.tsv")
+    named = load_data(tmp_path / "ratings.tsv", items=FIXTURES / "generic" / "items.csv")
+    assert named.items["item_id"].tolist() == [100, 101, 102]  # the one beside is not read

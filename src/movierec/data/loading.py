@@ -63,7 +63,7 @@ def load_data(
         DataError: ``spec`` is none of these, the data cannot be read or fetched, a column is
             missing or named twice, or a policy set to ``"error"`` applies.
     """
-    data = _load_ratings(spec, columns, policy, progress)
+    data = _load_ratings(spec, columns, policy, progress, beside=items is None)
     return with_metadata(data, items, users, item_columns=item_columns)
 
 
@@ -72,7 +72,9 @@ def _load_ratings(
     columns: Sequence[str] | None,
     policy: DataPolicy | None,
     progress: bool,
+    beside: bool,
 ) -> RatingsData:
+    """The ratings of ``spec``; ``beside``: a ratings file takes the item file beside it."""
     if isinstance(spec, pd.DataFrame):
         return read_frame(spec, columns, policy=policy)
     if not isinstance(spec, str | Path):
@@ -90,7 +92,7 @@ def _load_ratings(
         return read_movielens(path, progress=progress, policy=policy)
     if path.is_file():
         data = read_ratings_file(path, columns=columns, progress=progress, policy=policy)
-        return dataclasses.replace(data, items=sibling_items(path))
+        return dataclasses.replace(data, items=sibling_items(path)) if beside else data
     raise DataError(
         f"{text!r} is neither a dataset name (known: {known_names()}) nor a file or directory"
     )

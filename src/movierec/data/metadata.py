@@ -39,7 +39,7 @@ from movierec.data.schema import RatingsData, id_column
 from movierec.errors import DataError
 
 ITEM_ALIASES: dict[str, tuple[str, ...]] = {
-    "item_id": ALIASES["item_id"],
+    "item_id": (*ALIASES["item_id"], "id"),  # an item table's own "id" is the item's
     "title": ("title", "name", "movie_title", "item_title"),
     "genres": ("genres", "genre", "categories", "category", "tags"),
 }
@@ -81,6 +81,11 @@ def read_items(source: Source, columns: Sequence[str] | None = None) -> pd.DataF
         path = Path(source).expanduser()
         if path.name in ITEM_FILES:
             return read_item_file(path)
+    return _items_by_names(source, columns)
+
+
+def _items_by_names(source: Source, columns: Sequence[str] | None) -> pd.DataFrame:
+    """:func:`read_items` for any frame or file with a header (no MovieLens layouts)."""
     frame, path, offset = _frame_of(source, ITEMS_FRAME)
     with guard(path):
         found = match_columns(
@@ -131,11 +136,30 @@ def read_users(source: Source, columns: Sequence[str] | None = None) -> pd.DataF
 
 def sibling_items(ratings_file: Path) -> pd.DataFrame | None:
     """The items of the MovieLens item file beside ``ratings_file`` (the first of
-    :data:`~movierec.data.movielens.ITEM_FILES` there), or None when there is none."""
+    :data:`~movierec.data.movielens.ITEM_FILES` there), or None when there is none.
+
+    A ``movies.csv`` that is not MovieLens' own is read by its column names (:func:`read_items`).
+
+    Raises:
+        DataError: The file beside it cannot be read either way; the message says how to name
+            another item file instead.
+    """
     folder = Path(ratings_file).expanduser().parent
     for name in ITEM_FILES:
-        if (folder / name).is_file():
-            return read_item_file(folder / name)
+        if not (path := folder / name).is_file():
+            continue
+        try:
+            return read_item_file(path)
+        except DataError as own:
+            if name == "movies.csv":  # a CSV of someone's own, with a header
+                try:
+                    return _items_by_names(path, None)
+                except DataError:
+                    pass
+            raise DataError(
+                f"{own}; it was read as the item file beside {ratings_file}: fix it, or name "
+                f"the right item file with --items (items= in Python)"
+            ) from own
     return None
 
 

@@ -106,6 +106,7 @@ def fit_recommender(
     policy: DataPolicy | None = None,
     items: pd.DataFrame | str | Path | None = None,
     users: pd.DataFrame | str | Path | None = None,
+    item_columns: Sequence[str] | None = None,
     on_epoch: Callable[[EpochRecord, RatingModel], None] | None = None,
     checkpoint: Path | None = None,
     resume: TrainingState | None = None,
@@ -135,6 +136,7 @@ def fit_recommender(
         items: Item metadata (titles, genres...) as a DataFrame or a file, when ``data`` is
             read here.
         users: User metadata as a DataFrame or a file, when ``data`` is read here.
+        item_columns: The items' ID, title[, genres] columns (default: found by name).
         **keywords: The model's options (``n_factors=64``), training options
             (``epochs=5``, ``lr=...``) and run options (``seed``, ``progress``...) by name,
             checked as a TOML config's ``[model]``/``[train]`` tables are
@@ -160,11 +162,19 @@ def fit_recommender(
     """
     spec, options = _spec_and_options(spec, options, model, keywords)
     if not isinstance(data, RatingsData | Prepared):
-        data = load_data(data, columns=columns, policy=policy, items=items, users=users)
-    elif columns is not None or policy is not None or items is not None or users is not None:
+        data = load_data(
+            data,
+            columns=columns,
+            policy=policy,
+            items=items,
+            users=users,
+            item_columns=item_columns,
+        )
+    elif any(v is not None for v in (columns, policy, items, users, item_columns)):
         raise ConfigError(
-            "columns, policy, items and users apply when fit_recommender reads the data; pass "
-            "them to load_data instead, or hand fit_recommender the DataFrame or path"
+            "columns, policy, items, users and item_columns apply when fit_recommender reads "
+            "the data; pass them to load_data instead, or hand fit_recommender the DataFrame "
+            "or path"
         )
     prepared = (
         data

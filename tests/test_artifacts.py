@@ -121,3 +121,28 @@ def test_saving_again_replaces_the_run(saved, ratings):
     save(build_recommender("embedding-net", ratings), saved)
     _, run = load_run(saved)
     assert run["model"] == "embedding-net"
+
+
+def test_save_recommender_writes_a_run_that_loads_and_serves(ratings, tmp_path):
+    from movierec import fit_recommender, save_recommender
+
+    recommender = fit_recommender(
+        ratings,
+        model="mf",
+        n_factors=4,
+        epochs=2,
+        progress=False,
+        threads=1,
+        split="none",
+        validation_fraction=0.0,
+    )
+    path = save_recommender(recommender, tmp_path / "run")
+    loaded, run = load_run(path)
+    assert run["model"] == "mf" and run["model_config"]["n_factors"] == 4
+    assert run["train_config"]["epochs"] == 2 and run["dataset"] == "dataframe"
+    assert (path / "learning_curve.png").is_file() and (path / "history.csv").is_file()
+    users = recommender.encoder.user_ids[:5]
+    expected = recommender.recommend(users, k=5)
+    pd.testing.assert_frame_equal(loaded.recommend(users, k=5), expected)
+    with pytest.raises(ArtifactError, match=r"loaded from a run directory"):
+        save_recommender(loaded, tmp_path / "again")

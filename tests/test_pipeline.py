@@ -10,10 +10,12 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from movierec import Job, ModelSpec, RunOptions, fit_recommender, run_job
 from movierec.data import DataPolicy, load_data
+from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ConfigError
 from tests.golden.cases import CASES, fingerprint
 
@@ -143,3 +145,58 @@ def test_compare_and_evaluate_refuse_split_none(verb, tmp_path):
             compare_models(_synthetic(), ["bias"], split="none")
         else:
             evaluate_run(tmp_path, _synthetic(), split="none")
+
+
+# --- from Python: a DataFrame and keywords ----------------------------------------------------
+
+
+def _small_frame():
+    frame = synthetic_ratings(40, 30, 800, seed=3)
+    return frame.rename(columns={"user_id": "user", "item_id": "movie", "rating": "stars"})
+
+
+def test_fit_recommender_takes_a_dataframe_and_keywords():
+    frame = _small_frame()
+    items = pd.DataFrame({"movie": sorted(frame["movie"].unique())})
+    items["title"] = [f"Film {i}" for i in items["movie"]]
+    recommender = fit_recommender(
+        frame,
+        model="mf",
+        n_factors=4,
+        epochs=2,
+        lr=0.01,
+        seed=0,
+        threads=1,
+        progress=False,
+        items=items,
+        split="none",
+        validation_fraction=0.0,
+    )
+    assert recommender.info["model"] == "mf" and recommender.model.config.n_factors == 4
+    assert recommender.spec.train.epochs == 2 and recommender.spec.train.lr == 0.01
+    assert len(recommender.training.history) == 2
+    lists = recommender.recommend(k=3)
+    assert lists["title"].str.startswith("Film ").all()
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"n_factor": 4}, r"unknown option\(s\) n_factor for model 'mf'; its options .*n_factors"),
+        ({"epochs": -1}, r"epochs must be >= 0"),
+        ({"n_factors": "many"}, r"n_factors of model 'mf' must be a whole number, got 'many'"),
+    ],
+)
+def test_a_bad_keyword_is_one_config_error_listing_the_valid_ones(keywords, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        fit_recommender(_small_frame(), model="mf", progress=False, **keywords)
+    assert "\n" not in str(caught.value)
+
+
+def test_keywords_do_not_change_a_spec_and_a_read_frame_takes_no_read_options(ml100k):
+    with pytest.raises(ConfigError, match=r"cannot change a ModelSpec"):
+        fit_recommender(ml100k, ModelSpec.resolve("mf"), epochs=1)
+    with pytest.raises(ConfigError, match=r"pass them to load_data"):
+        fit_recommender(ml100k, "bias", ONE_THREAD, policy=DataPolicy())
+    with pytest.raises(ConfigError, match=r"both as keywords and in options="):
+        fit_recommender(ml100k, "bias", ONE_THREAD, seed=3)

@@ -327,6 +327,43 @@ class ModelSpec:
         return spec
 
     @classmethod
+    def from_keywords(
+        cls, model: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> tuple[ModelSpec, dict[str, Any]]:
+        """A spec from one flat set of keywords, as Python callers give them
+        (``n_factors=64, epochs=5, seed=1``): each name goes to the model's options, the
+        training options or the run options by the dataclass that declares it, then through
+        :meth:`resolve`, which checks them exactly as a TOML file's ``[model]``/``[train]``.
+
+        Returns:
+            The spec, and the keywords that are :class:`RunOptions` fields (seed, device...).
+
+        Raises:
+            ConfigError: A keyword that none of them declares (the message lists the valid
+                ones), or a value refused as in a TOML file.
+        """
+        from movierec.models import model_class
+
+        name = model or DEFAULT_MODEL
+        model_fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        run_fields = {f.name for f in dataclasses.fields(RunOptions)}
+        values = dict(values or {})
+        if unknown := sorted(set(values) - model_fields - train_fields - run_fields):
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for model {name!r}; its options are "
+                f"{', '.join(sorted(model_fields)) or 'none'}; training options are "
+                f"{', '.join(sorted(train_fields))}; run options are "
+                f"{', '.join(sorted(run_fields))}"
+            )
+        spec = cls.resolve(
+            name,
+            model_options={k: v for k, v in values.items() if k in model_fields},
+            train_options={k: v for k, v in values.items() if k in train_fields},
+        )
+        return spec, {k: v for k, v in values.items() if k in run_fields}
+
+    @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
         """The spec :meth:`to_dict` wrote (checkpoint contexts), validated like a config file."""
         from movierec.models import make_config
@@ -361,6 +398,8 @@ class Job:
             ``spec.train.epochs`` when ``spec.train.validation_fraction`` is 0 (what
             ``--epochs`` sets with ``--split none``).
         columns: For a ratings file: its user, item, rating[, timestamp] column names.
+        items: An item metadata file (titles, genres) in place of the data's own, or None.
+        item_columns: The item file's ID, title[, genres] column names (None: found).
         policy: What reading does with duplicates and off-scale ratings
             (:class:`movierec.data.DataPolicy`).
         k: Length of the evaluated top-k lists.
@@ -375,6 +414,8 @@ class Job:
     data: str | None = None
     split: str | None = None
     columns: tuple[str, ...] | None = None
+    items: str | None = None
+    item_columns: tuple[str, ...] | None = None
     policy: DataPolicy = field(default_factory=DataPolicy)
     k: int = 10
     relevance: float | str | None = "default"
@@ -386,6 +427,8 @@ class Job:
             "data": self.data,
             "split": self.split,
             "columns": list(self.columns) if self.columns else None,
+            "items": self.items,
+            "item_columns": list(self.item_columns) if self.item_columns else None,
             "load_options": self.policy.to_dict(),
             **self.spec.to_dict(),
             "seed": self.options.seed,
@@ -413,13 +456,15 @@ class Job:
             progress=progress,
             **context.get("speed", {}),  # absent in checkpoints written before the fast path
         )
-        columns = context.get("columns")
+        columns, item_columns = context.get("columns"), context.get("item_columns")
         return cls(
             spec=ModelSpec.from_dict(context),
             options=options,
             data=context.get("data"),
             split=context.get("split"),
             columns=tuple(columns) if columns else None,
+            items=context.get("items"),
+            item_columns=tuple(item_columns) if item_columns else None,
             policy=DataPolicy.from_dict(context.get("load_options", {})),
             k=context.get("k", 10),
             relevance=context.get("relevance", "default"),

@@ -16,8 +16,12 @@ class ConfigError(MovieRecError):
     """An option or configuration value is invalid."""
 
 
-class DataError(MovieRecError):
-    """A dataset or ratings file cannot be read, or its content makes no sense."""
+class DataError(MovieRecError, ValueError):
+    """A dataset, ratings file or DataFrame cannot be read, or its content makes no sense.
+
+    A ``ValueError`` too, so code that hands movierec a bad frame can catch what it would catch
+    from pandas.
+    """
 
 
 class DownloadError(DataError):

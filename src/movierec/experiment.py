@@ -6,6 +6,7 @@ train) -> metrics on the untouched test set -> run directory. The facts a run re
 training returned, in :class:`TrainedRun`. A job with ``split="none"``
 (:data:`movierec.data.splits.NO_TEST`) trains on every rating and has no test metrics; its
 ``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``).
+:func:`save_recommender` writes a recommender trained in Python with the same writer.
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
 evaluates on the test set and writes the run directory (see :mod:`movierec.train.distributed`).
@@ -24,6 +25,7 @@ import pandas as pd
 
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
+from movierec.data.metadata import with_metadata
 from movierec.data.splits import NO_TEST, make_split
 from movierec.errors import ArtifactError, ConfigError
 from movierec.evaluate.evaluation import default_relevance, evaluate
@@ -85,7 +87,14 @@ def load_job_data(job: Job) -> RatingsData:
     if job.data is None:
         raise ConfigError("the job names no data; pass the ratings to run_job(data=...)")
     columns = list(job.columns) if job.columns else None
-    return load_data(job.data, columns=columns, progress=job.options.progress, policy=job.policy)
+    return load_data(
+        job.data,
+        columns=columns,
+        progress=job.options.progress,
+        policy=job.policy,
+        items=job.items,
+        item_columns=list(job.item_columns) if job.item_columns else None,
+    )
 
 
 def run_job(
@@ -199,28 +208,70 @@ def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: flo
 
 def save_trained(run: TrainedRun, out: Path) -> Path:
     """Write ``run`` as a run directory (weights, config, ID maps, metrics, history, plot)."""
+    return _save(run.recommender, run.spec, Path(out), run.info, run.metrics)
+
+
+def save_recommender(recommender: Recommender, out: str | Path) -> Path:
+    """Write a recommender trained in Python (:func:`movierec.fit_recommender`) as a run
+    directory that ``movierec serve``, ``recommend`` and :func:`movierec.load_run` read.
+
+    The same writer as ``movierec train --out``: weights, model and training options, ID maps,
+    item metadata, the epoch history and learning curve; no test metrics (it was not
+    evaluated here). Atomic: an existing run at ``out`` is replaced whole, any other non-empty
+    folder is refused.
+
+    Args:
+        recommender: A freshly trained recommender (it carries its :class:`ModelSpec`).
+        out: The run directory to write.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ArtifactError: ``recommender`` has no spec (it was loaded from a run directory, which
+            is already saved), or ``out`` is a folder that is not a run.
+    """
+    if recommender.spec is None:
+        raise ArtifactError(
+            "this recommender was loaded from a run directory and is saved there already; "
+            "save_recommender writes recommenders trained with fit_recommender"
+        )
+    info = dict(recommender.info)
+    if recommender.training is not None:
+        info.setdefault("best_epoch", recommender.training.best_epoch)
+        info.update(_rating_best(recommender.training))
+    return _save(recommender, recommender.spec, Path(out), info, None)
+
+
+def _save(
+    recommender: Recommender,
+    spec: ModelSpec,
+    out: Path,
+    info: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None,
+) -> Path:
     from movierec.artifacts import save_run
     from movierec.plotting import plot_learning_curve
 
+    fit = recommender.training
     columns = [f.name for f in dataclasses.fields(EpochRecord)]
-    history = pd.DataFrame(run.fit.history_rows(), columns=columns)
-    info = run.info
+    history = pd.DataFrame(fit.history_rows() if fit else [], columns=columns)
 
     def add_plot(folder: Path) -> None:
-        if run.fit.history:
+        if fit is not None and fit.history:
             plot_learning_curve(
-                run.fit.history,
+                fit.history,
                 folder / "learning_curve.png",
-                f"{run.spec.name} on {info['dataset']} ({info['split']})",
+                f"{spec.name} on {info.get('dataset')} ({info.get('split')})",
             )
 
     return save_run(
         out,
-        run.recommender,
-        model_config=run.spec.config,
-        train_config=run.spec.train,
+        recommender,
+        model_config=spec.config,
+        train_config=spec.train,
         info=info,
-        metrics=run.metrics,
+        metrics=metrics,
         history=history,
         extra_files=add_plot,
     )
@@ -276,8 +327,13 @@ def train(
     train_options: Mapping[str, Any] | None = None,
     relevance: float | str | None = "default",
     rank_by: str = "shrunk",
+    items: str | Path | None = None,
+    item_columns: Sequence[str] | None = None,
 ) -> TrainedRun:
     """Load ``data``, train one model, evaluate it on the test split and optionally save it.
+
+    ``items``: an item metadata file (titles, genres; ``--items``) in place of the data's own,
+    its ID, title[, genres] columns found by common names or named by ``item_columns``.
 
     ``split="none"`` trains on every rating, for ``epochs`` when given, else for the best epoch
     of a validation run on the same data (see :func:`movierec.pipeline.fit_recommender`).
@@ -293,6 +349,11 @@ def train(
         overrides = {**(overrides or {}), "validation_fraction": 0.0}
     spec = ModelSpec.resolve(model, config_path, train_options=overrides)
     job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
+    if items is not None:
+        named = tuple(item_columns) if item_columns else None
+        job = dataclasses.replace(job, items=str(items), item_columns=named)
+        if isinstance(data, RatingsData):
+            data = with_metadata(data, items, item_columns=item_columns)
     return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
 
 

@@ -11,15 +11,16 @@ is written once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from movierec.config import ModelSpec, RunOptions
-from movierec.data import RatingsData
+from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.encoder import IdEncoder
 from movierec.data.splits import Split, carve_validation, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
@@ -95,24 +96,51 @@ def prepare_split(
 
 
 def fit_recommender(
-    data: RatingsData | Prepared,
+    data: RatingsData | Prepared | pd.DataFrame | str | Path,
     spec: ModelSpec | str | None = None,
     options: RunOptions | None = None,
     *,
     split: str | None = None,
+    model: str | None = None,
+    columns: Sequence[str] | None = None,
+    policy: DataPolicy | None = None,
+    items: pd.DataFrame | str | Path | None = None,
+    users: pd.DataFrame | str | Path | None = None,
+    item_columns: Sequence[str] | None = None,
     on_epoch: Callable[[EpochRecord, RatingModel], None] | None = None,
     checkpoint: Path | None = None,
     resume: TrainingState | None = None,
     context: dict | None = None,
+    **keywords: Any,
 ) -> Recommender:
     """Train a model on ``data`` and return it as a :class:`Recommender` (raw IDs in and out).
 
+    From Python the shortest way in is a DataFrame and keywords::
+
+        recommender = fit_recommender(df, model="mf", n_factors=64, epochs=5, split="none")
+
     Args:
-        data: A dataset (split here by ``split`` with ``options.seed``) or an already
-            :class:`Prepared` one (the folds of a protocol, or several models on one split).
+        data: A dataset (split here by ``split`` with ``options.seed``), an already
+            :class:`Prepared` one (the folds of a protocol, or several models on one split),
+            or what :func:`movierec.data.load_data` reads (a DataFrame of ratings, a catalogue
+            name, a folder or a file), read with ``columns``, ``policy``, ``items`` and
+            ``users``.
         spec: The model to train: a :class:`ModelSpec`, a registry name with its defaults, or
             None for the default model.
         options: Seed, device, threads, progress and speed options.
+        model: The model's registry name (the same as a name in ``spec``; not both).
+        columns: The ratings' user, item, rating[, timestamp] columns (default: found by
+            common names), when ``data`` is read here.
+        policy: Duplicates and rating scale (:class:`~movierec.data.DataPolicy`), when
+            ``data`` is read here.
+        items: Item metadata (titles, genres...) as a DataFrame or a file, when ``data`` is
+            read here.
+        users: User metadata as a DataFrame or a file, when ``data`` is read here.
+        item_columns: The items' ID, title[, genres] columns (default: found by name).
+        **keywords: The model's options (``n_factors=64``), training options
+            (``epochs=5``, ``lr=...``) and run options (``seed``, ``progress``...) by name,
+            checked as a TOML config's ``[model]``/``[train]`` tables are
+            (:meth:`ModelSpec.from_keywords`); not with a :class:`ModelSpec`.
         split: The split's name when ``data`` is a dataset (None: :func:`default_split`);
             ``"none"`` trains on every rating (no test set), for the validation run's best
             epoch count, or for ``spec.train.epochs`` when ``validation_fraction`` is 0 (see
@@ -127,11 +155,27 @@ def fit_recommender(
         The recommender; ``recommender.training`` holds the history, best epoch and timing.
 
     Raises:
-        ConfigError: A closed-form rating model was asked for a ranking objective.
+        ConfigError: A closed-form rating model was asked for a ranking objective, a keyword
+            is no model, training or run option (the message lists them), or a value is
+            refused.
+        DataError: ``data`` read here cannot be read or breaks a policy.
     """
-    options = options or RunOptions()
-    if not isinstance(spec, ModelSpec):
-        spec = ModelSpec.resolve(spec)
+    spec, options = _spec_and_options(spec, options, model, keywords)
+    if not isinstance(data, RatingsData | Prepared):
+        data = load_data(
+            data,
+            columns=columns,
+            policy=policy,
+            items=items,
+            users=users,
+            item_columns=item_columns,
+        )
+    elif any(v is not None for v in (columns, policy, items, users, item_columns)):
+        raise ConfigError(
+            "columns, policy, items, users and item_columns apply when fit_recommender reads "
+            "the data; pass them to load_data instead, or hand fit_recommender the DataFrame "
+            "or path"
+        )
     prepared = (
         data
         if isinstance(data, Prepared)
@@ -148,6 +192,31 @@ def fit_recommender(
     if not prepared.split.has_test:
         return _fit_on_everything(prepared, spec, options, **fit_args)
     return _fit(prepared, spec, options, **fit_args)
+
+
+def _spec_and_options(
+    spec: ModelSpec | str | None,
+    options: RunOptions | None,
+    model: str | None,
+    keywords: dict[str, Any],
+) -> tuple[ModelSpec, RunOptions]:
+    """The spec and run options from :func:`fit_recommender`'s arguments, checked once."""
+    if model is not None and spec is not None:
+        raise ConfigError("give the model once: as spec or as model=, not both")
+    if isinstance(spec, ModelSpec):
+        if keywords:
+            raise ConfigError(
+                f"options {', '.join(sorted(keywords))} cannot change a ModelSpec; build the "
+                f"spec with them (ModelSpec.resolve) or pass the model's name instead"
+            )
+        return spec, options or RunOptions()
+    spec, run_values = ModelSpec.from_keywords(model or spec, keywords)
+    if run_values and options is not None:
+        raise ConfigError(
+            f"run options {', '.join(sorted(run_values))} given both as keywords and in "
+            f"options=; give them one way"
+        )
+    return spec, options or RunOptions(**run_values)
 
 
 def _fit_on_everything(
@@ -251,6 +320,7 @@ def _fit(
             "objective": objective,
         },
         training=result,
+        spec=spec,
     )
 
 

@@ -1,15 +1,16 @@
-"""The learning-curve figure: training and validation loss per epoch, as the article shows."""
+"""The learning-curve figure: training and validation loss per epoch, as the article shows.
+
+Drawn on a bare :class:`matplotlib.figure.Figure` (which renders with the Agg canvas on its own),
+never through pyplot: saving a run from a notebook leaves the notebook's backend and figures as
+they were.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from movierec.train import EpochRecord
 
@@ -17,7 +18,8 @@ from movierec.train import EpochRecord
 def plot_learning_curve(history: Sequence[EpochRecord], path: Path, title: str = "") -> None:
     """Write a PNG of training MSE and validation MSE per epoch (best epoch marked)."""
     epochs = [r.epoch for r in history]
-    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+    figure = Figure(figsize=(7, 4.2), dpi=110)
+    axis = figure.subplots()
     axis.plot(epochs, [r.train_loss for r in history], marker="o", label="training loss (MSE)")
     valid = [(r.epoch, r.valid_loss) for r in history if r.valid_loss is not None]
     if valid:
@@ -34,4 +36,3 @@ def plot_learning_curve(history: Sequence[EpochRecord], path: Path, title: str =
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, format="png")
-    plt.close(figure)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from movierec.config import check_rank_by
+from movierec.config import ModelSpec, check_rank_by
 from movierec.data.encoder import IdEncoder, normalise_ids
 from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
@@ -84,6 +84,9 @@ class Recommender:
             the predicted ratings either way; ranking runs and ``joint`` runs are unaffected.
         training: The fit's history (per-epoch losses, best epoch) when the recommender was
             just trained; None for a loaded run.
+        spec: The model spec it was trained with (its options and training options, which
+            :func:`movierec.experiment.save_recommender` writes to ``run.json``); None for a
+            loaded run.
 
     Raises:
         ConfigError: An unknown objective.
@@ -101,6 +104,7 @@ class Recommender:
         info: dict[str, Any] | None = None,
         training: FitResult | None = None,
         rank_by: str = "shrunk",
+        spec: ModelSpec | None = None,
     ):
         if objective not in OBJECTIVES:
             raise ConfigError(
@@ -115,6 +119,7 @@ class Recommender:
         self.items = items
         self.info = dict(info or {})
         self.training = training
+        self.spec = spec
         self._titles, self._genres = self._align_metadata(items)
         self._similarity: dict[str, CoOccurrence | CosineOfVectors] = {}
         self._item_side_cache: torch.Tensor | None = None

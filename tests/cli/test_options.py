@@ -47,6 +47,8 @@ def _declarations():
 # Flags that mean something else in some command: each keeps its own declaration.
 OWN_MEANING = {"--data", "--seed", "--out", "--config", "--models", "--threads", "--epochs"}
 OWN_MEANING |= {"--user", "--item", "--help"}
+# train --items / recommend --users: a file; synth --items / --users: how many.
+OWN_MEANING |= {"--items", "--users"}
 
 
 def test_shared_options_are_declared_once():

@@ -141,3 +141,18 @@ def test_train_split_none_reports_where_the_epochs_came_from(ratings_file, tmp_p
 def test_evaluate_refuses_split_none(run_dir, ratings_file):
     args = ["evaluate", str(run_dir), "--data", str(ratings_file), "--split", "none"]
     fails_cleanly(args, "has none")
+
+
+def test_train_items_names_any_item_file_and_its_titles_reach_the_run(ratings_file, tmp_path):
+    ids = sorted(pd.read_csv(ratings_file)["item_id"].unique())
+    items = tmp_path / "catalogue.tsv"
+    frame = pd.DataFrame({"sku": ids, "label": [f"Film {i}" for i in ids], "kind": "Drama"})
+    frame.to_csv(items, sep="\t", index=False)
+    args = ["train", "--data", str(ratings_file), "--model", "bias", "-q", "--items", str(items)]
+    result = runner.invoke(
+        app, [*args, "--item-columns", "sku,label,kind", "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "items.json").read_text(encoding="utf-8"))
+    assert saved[0]["title"] == f"Film {ids[0]}" and saved[0]["genres"] == "Drama"
+    fails_cleanly([*args, "--item-columns", "sku,nope"], "has no column 'nope'")

@@ -1,5 +1,6 @@
 """The training loop: schedules, early stopping with best weights, reproducibility."""
 
+import logging
 import math
 
 import pytest
@@ -176,3 +177,14 @@ def test_fast_paths_are_off_by_default():
         False,
     )
     assert config.embedding_optimizer == "dense"
+
+
+def test_epoch_lines_go_to_the_movierec_logger_even_without_progress(data, caplog):
+    encoder, fit_part, valid = data
+    caplog.set_level(logging.INFO, logger="movierec")
+    result = fit(make("mf", encoder), fit_part, valid, TrainConfig(epochs=2, patience=0), QUIET)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("movierec")]
+    epochs = [line for line in lines if line.startswith("epoch")]
+    assert len(epochs) == len(result.history) == 2
+    assert "train MSE" in epochs[0] and "valid RMSE" in epochs[0]
+    assert lines[0].startswith("training mf on") and lines[-1].startswith("trained 2 epochs")

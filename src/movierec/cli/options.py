@@ -32,6 +32,16 @@ SPLIT = typer.Option(
 COLUMNS = typer.Option(
     None, "--columns", help="Column names of a ratings file: user,item,rating[,timestamp]."
 )
+ITEMS = typer.Option(
+    None,
+    "--items",
+    help="Item metadata file (titles, genres, any columns) in place of the data's own; its "
+    "id, title, genres columns found by name, or named with --item-columns. A ratings file "
+    "beside movies.csv, movies.dat or u.item picks that up without it.",
+)
+ITEM_COLUMNS = typer.Option(
+    None, "--item-columns", help="Column names of the --items file: id,title[,genres]."
+)
 DUPLICATES = typer.Option(
     "keep-last",
     "--duplicates",

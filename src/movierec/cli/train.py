@@ -17,6 +17,8 @@ from movierec.cli.options import (
     DEVICE,
     DUPLICATES,
     FAST,
+    ITEM_COLUMNS,
+    ITEMS,
     JSON,
     MODEL,
     NEGATIVE_SAMPLING,
@@ -52,6 +54,8 @@ def train(
     ),
     config: Path | None = TRAIN_CONFIG,
     columns: str | None = COLUMNS,
+    items: Path | None = ITEMS,
+    item_columns: str | None = ITEM_COLUMNS,
     duplicates: str = DUPLICATES,
     rating_scale: str | None = RATING_SCALE,
     out_of_scale: str = OUT_OF_SCALE,
@@ -132,6 +136,8 @@ def train(
         train_options=options.train_options(objective, negatives, negative_sampling),
         relevance=options.relevance(relevance),
         rank_by=rank_by,
+        items=items,
+        item_columns=options.columns(item_columns),
     )
     _print_train(run.metrics, k, as_json, out_dir)
 

@@ -10,8 +10,11 @@
   ratings) and the one step that applies it.
 - :mod:`~movierec.data.parsing`: reading text with pandas' C parser; where in a file a problem is.
 - :mod:`~movierec.data.movielens`, :mod:`~movierec.data.netflix`, :mod:`~movierec.data.files`:
-  one reader per layout (:func:`read_movielens`, :func:`read_ratings_file`).
-- :mod:`~movierec.data.loading`: :func:`load_data` for a name, folder or file.
+  one reader per layout (:func:`read_movielens`, :func:`read_ratings_file`; a DataFrame through
+  the same checks: :func:`~movierec.data.files.read_frame`).
+- :mod:`~movierec.data.metadata`: item and user metadata from a frame, any file, or the
+  MovieLens item file beside a ratings file.
+- :mod:`~movierec.data.loading`: :func:`load_data` for a name, folder, file or DataFrame.
 """
 
 from movierec.data.catalogue import (

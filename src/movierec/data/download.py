@@ -12,6 +12,7 @@ Neither ever leaves a half-written file or folder under its final name: temporar
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -27,6 +28,8 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from movierec.errors import ChecksumError, DataError, DownloadError
+
+log = logging.getLogger(__name__)  # a child of "movierec"
 
 CHUNK = 1 << 20  # bytes per read while streaming a download
 USER_AGENT = "movierec (https://github.com/movierec)"
@@ -93,6 +96,7 @@ def download(
         ChecksumError: The file has the wrong size or MD5.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, destination)
     partial = temp_sibling(destination, "part")
     try:
         try:

@@ -1,7 +1,12 @@
-"""Generic ratings files: delimited text (CSV, TSV, ``::``, semicolon, pipe) or Parquet.
+"""Generic ratings files: delimited text (CSV, TSV, ``::``, semicolon, pipe) or Parquet, and
+ratings already in a pandas DataFrame.
 
 - :func:`read_ratings_file`: the separator sniffed from the first line, a header detected, the
   user, item, rating and timestamp columns found by common names (or named with ``columns``).
+- :func:`read_frame`: a DataFrame through the same column matching, dtype checks and
+  :class:`~movierec.data.policies.DataPolicy` as a file, its rows named by position.
+- :func:`match_columns`: which column holds which role, by common names or as named (the item
+  and user metadata readers use it too).
 
 Parquet reads only the columns it needs, and clean columns (integer IDs and timestamps, numeric
 ratings, no nulls) go from Arrow to numpy with one copy each; anything else takes the text files'
@@ -19,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from movierec.data.parsing import (
+    FRAME,
     check_file,
     check_text,
     first_error_line,
@@ -96,13 +102,62 @@ def read_ratings_file(
         else:
             frame, columns, line_offset = _read_generic(path, columns, sep, progress)
             frame.columns = [str(c) for c in frame.columns]
-            sources = _match_columns(list(frame.columns), columns, path)
+            sources = match_columns(list(frame.columns), columns, path)
             ratings = canonical_ratings(frame, sources, path, line_offset)
             del frame  # the parsed text columns: as large again as the ratings
         ratings, scale, report = apply_policy(
             ratings, policy, str(path), row_locator(path, line_offset)
         )
     return RatingsData(path.stem, ratings, None, None, "ratings-file", scale, path, report)
+
+
+def read_frame(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    policy: DataPolicy | None = None,
+    name: str = "dataframe",
+) -> RatingsData:
+    """Ratings from a DataFrame, checked exactly as a ratings file's columns are.
+
+    Columns are found by the same common names as in a file (``user``/``userId``...,
+    ``item``/``movieId``..., ``rating``/``score``..., ``timestamp``/``date``...) or named by
+    ``columns`` in the order user, item, rating[, timestamp]; datetime columns become unix
+    seconds. Errors name the row by position (``row 3 (iloc 2)``).
+
+    Args:
+        frame: One rating per row; other columns are ignored. Not modified.
+        columns: Names of the user, item, rating and (optional) timestamp columns.
+        policy: Duplicates and the rating scale (default :class:`DataPolicy`); without a
+            declared ``rating_scale`` it is inferred from the data, as for a file.
+        name: The dataset's name in run records.
+
+    Returns:
+        The ratings in the canonical schema (layout ``"dataframe"``, no metadata).
+
+    Raises:
+        DataError: ``frame`` is not a DataFrame or has no rows, a column is missing or named
+            twice, an ID is missing, a rating is not a finite number, the scale makes no sense,
+            or a policy set to ``"error"`` applies.
+    """
+    policy = policy if policy is not None else DataPolicy()
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f"expected ratings as a pandas DataFrame (or a dataset name or path), got "
+            f"{type(frame).__name__}"
+        )
+    _check_columns_arg(columns)
+    sources = match_columns([str(c) for c in frame.columns], columns, FRAME)
+    # The matched columns by position: a frame's labels need not be strings.
+    labels = {str(c): c for c in frame.columns}
+    picked = pd.DataFrame(
+        {role: frame[labels[src]] for role, src in sources.items() if src is not None}, copy=False
+    )
+    roles = {role: (role if src is not None else None) for role, src in sources.items()}
+    with guard(FRAME):
+        ratings = canonical_ratings(picked, roles, FRAME, 0)
+        ratings, scale, report = apply_policy(ratings, policy, str(FRAME), row_locator(FRAME, 0))
+    return RatingsData(name, ratings, None, None, "dataframe", scale, FRAME, report)
 
 
 def _read_generic(
@@ -162,18 +217,48 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _match_columns(
-    seen: Sequence[str], columns: Sequence[str] | None, path: Path
+RATINGS_HINT = (
+    "; name them with --columns user,item,rating[,timestamp] (columns=[...] in Python), in "
+    "that order"
+)
+
+
+def match_columns(
+    seen: Sequence[str],
+    columns: Sequence[str] | None,
+    path: Path,
+    *,
+    aliases: dict[str, tuple[str, ...]] = ALIASES,
+    required: int = 3,
+    hint: str = RATINGS_HINT,
 ) -> dict[str, str | None]:
-    """Which of ``seen`` holds the user, item, rating and timestamp."""
-    lower = {str(name).strip().lower(): str(name) for name in seen}
-    hint = (
-        "; name them with --columns user,item,rating[,timestamp] "
-        "(columns=[...] in Python), in that order"
-    )
-    found: dict[str, str | None] = {}
+    """Which of ``seen`` holds each role of ``aliases`` (ratings: user, item, rating and
+    timestamp), by the roles' common names case-insensitively, or by ``columns`` in role order.
+
+    Args:
+        seen: The column names there are.
+        columns: The names given for the roles, in order; None: find them by ``aliases``.
+        path: The file (or :data:`~movierec.data.parsing.FRAME`), for messages.
+        aliases: Role -> the names it goes by, in the order of the roles.
+        required: The first ``required`` roles must be found; the rest map to None if absent.
+        hint: How to name the columns, appended to a message.
+
+    Raises:
+        DataError: Two columns differ only in case or spaces, a given name is not a column,
+            or a required role is found under none of its names.
+    """
+    lower: dict[str, str] = {}
+    for name in map(str, seen):
+        if (key := name.strip().lower()) in lower:
+            raise DataError(
+                f"{path} has two columns named {lower[key]!r} and {name!r}; rename or drop one "
+                f"so each column is found once"
+            )
+        lower[key] = name
+    roles = list(aliases)
+    found: dict[str, str | None] = dict.fromkeys(roles)
     if columns is not None:
-        for role, wanted in zip(COLUMNS, columns, strict=False):
+        for role, wanted in zip(roles, columns, strict=False):
             key = str(wanted).strip().lower()
             if key not in lower:
                 raise DataError(
@@ -181,11 +266,10 @@ def _match_columns(
                     f"{list(map(str, seen))}{hint}"
                 )
             found[role] = lower[key]
-        found.setdefault("timestamp", None)
         return found
-    for role, aliases in ALIASES.items():
-        found[role] = next((lower[a] for a in aliases if a in lower), None)
-    lacking = [role for role in COLUMNS[:3] if found[role] is None]
+    for role, names in aliases.items():
+        found[role] = next((lower[a] for a in names if a in lower), None)
+    lacking = [role for role in roles[:required] if found[role] is None]
     if lacking:
         raise DataError(
             f"{path}: found no {' / '.join(r.removesuffix('_id') for r in lacking)} column among "
@@ -216,9 +300,11 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
         schema = pq.read_schema(path)
         hidden = _pandas_index_columns(schema)
         names = [str(name) for name in schema.names if name not in hidden]
-        sources = _match_columns(names, columns, path)
+        sources = match_columns(names, columns, path)
         wanted = list(dict.fromkeys(name for name in sources.values() if name is not None))
         table = pq.read_table(path, columns=wanted)
+    except DataError:  # a column not found: already worded (DataError is a ValueError)
+        raise
     except (pa.lib.ArrowException, OSError, ValueError, TypeError) as err:
         raise DataError(
             f"cannot read {path} as Parquet ({first_error_line(err)}); is it a complete "

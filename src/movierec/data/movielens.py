@@ -5,6 +5,8 @@
   CSV family of 20m/25m/32m/latest/latest-small; ``combined_data_*.txt``: the Netflix Prize
   layout, read by :mod:`movierec.data.netflix`. Item metadata (titles, years, genres) comes from
   ``u.item``/``movies.dat``/``movies.csv``, user metadata from ``u.user``/``users.dat``.
+- :func:`read_item_file`: one of those item files on its own (beside a ratings file, or named
+  with ``--items``); :func:`items_frame` builds the items frame every item reader returns.
 
 IDs must be whole numbers (a MovieLens file with text IDs is corrupt or not MovieLens), each file
 has a fixed field count, and the release's rating scale applies unless the policy declares one.
@@ -52,6 +54,7 @@ ML1M_OCCUPATIONS = (
     "writer",
 )
 YEAR = re.compile(r".*\((\d{4})\)")  # the last "(YYYY)" in a title
+ITEM_FILES = ("u.item", "movies.dat", "movies.csv")  # item metadata of each layout
 
 
 def read_movielens(
@@ -120,18 +123,7 @@ def _read_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
     )
     items = users = None
     if (item_path := folder / "u.item").is_file():
-        names = ["item_id", "title", "release", "video", "url", *ML100K_GENRES]
-        raw_items = read_text(
-            item_path, sep="|", names=names, encoding="latin-1", quoting=csv.QUOTE_NONE
-        )
-        flags = raw_items[list(ML100K_GENRES)].fillna(0).astype(np.int64).to_numpy()
-        # Column by column (19 of them), not row by row: "Action|" where flagged, "" otherwise.
-        joined = np.full(len(raw_items), "", dtype=object)
-        for j, genre in enumerate(ML100K_GENRES):
-            joined = joined + np.where(flags[:, j] == 1, genre + "|", "")
-        genres = pd.Series(joined, dtype=str).str.rstrip("|")
-        release = raw_items["release"].fillna("").astype(str)
-        items = _items(raw_items["item_id"], raw_items["title"], genres, item_path, release)
+        items = _read_u_item(item_path)
     if (user_path := folder / "u.user").is_file():
         names = ["user_id", "age", "gender", "occupation", "zip_code"]
         raw_users = read_text(
@@ -153,20 +145,7 @@ def _read_dat(
     )
     items = users = None
     if (movie_path := folder / "movies.dat").is_file():
-        raw_items = read_text(
-            movie_path,
-            sep="::",
-            names=["item_id", "title", "genres"],
-            dtype=str,
-            encoding=_decode_dat(movie_path, movies_encoding),
-            quoting=csv.QUOTE_NONE,
-        )
-        items = _items(
-            raw_items["item_id"],
-            raw_items["title"],
-            raw_items["genres"],
-            movie_path,
-        )
+        items = _read_movies_dat(movie_path, movies_encoding)
     if (user_path := folder / "users.dat").is_file():
         raw_users = read_text(
             user_path,
@@ -201,18 +180,62 @@ def _read_ml_csv(
     )
     items = None
     if (movie_path := folder / "movies.csv").is_file():
-        raw_items = read_text(movie_path, sep=",", header=0, dtype=str)
-        missing = {"movieId", "title", "genres"} - set(raw_items.columns)
-        if missing:
-            raise DataError(f"{movie_path} lacks the columns {sorted(missing)}")
-        items = _items(
-            raw_items["movieId"],
-            raw_items["title"],
-            raw_items["genres"],
-            movie_path,
-            line_offset=1,
-        )
+        items = _read_movies_csv(movie_path)
     return ratings, items, None
+
+
+def read_item_file(path: Path) -> pd.DataFrame:
+    """A MovieLens item file by its name (:data:`ITEM_FILES`): ``u.item`` (ml-100k),
+    ``movies.dat`` (ml-1m, ml-10m) or ``movies.csv`` (the CSV family), as the items frame
+    (``item_id``, ``title``, ``year``, ``genres``).
+
+    Raises:
+        DataError: The file is not one of these names, or cannot be read.
+    """
+    path = Path(path)
+    with guard(path):
+        if path.name == "u.item":
+            return _read_u_item(path)
+        if path.name == "movies.dat":
+            return _read_movies_dat(path, "utf-8")
+        if path.name == "movies.csv":
+            return _read_movies_csv(path)
+    raise DataError(f"{path} is not a MovieLens item file ({', '.join(ITEM_FILES)})")
+
+
+def _read_u_item(path: Path) -> pd.DataFrame:
+    names = ["item_id", "title", "release", "video", "url", *ML100K_GENRES]
+    raw_items = read_text(path, sep="|", names=names, encoding="latin-1", quoting=csv.QUOTE_NONE)
+    flags = raw_items[list(ML100K_GENRES)].fillna(0).astype(np.int64).to_numpy()
+    # Column by column (19 of them), not row by row: "Action|" where flagged, "" otherwise.
+    joined = np.full(len(raw_items), "", dtype=object)
+    for j, genre in enumerate(ML100K_GENRES):
+        joined = joined + np.where(flags[:, j] == 1, genre + "|", "")
+    genres = pd.Series(joined, dtype=str).str.rstrip("|")
+    release = raw_items["release"].fillna("").astype(str)
+    return items_frame(raw_items["item_id"], raw_items["title"], genres, path, release)
+
+
+def _read_movies_dat(path: Path, encoding: str) -> pd.DataFrame:
+    raw_items = read_text(
+        path,
+        sep="::",
+        names=["item_id", "title", "genres"],
+        dtype=str,
+        encoding=_decode_dat(path, encoding),
+        quoting=csv.QUOTE_NONE,
+    )
+    return items_frame(raw_items["item_id"], raw_items["title"], raw_items["genres"], path)
+
+
+def _read_movies_csv(path: Path) -> pd.DataFrame:
+    raw_items = read_text(path, sep=",", header=0, dtype=str)
+    missing = {"movieId", "title", "genres"} - set(raw_items.columns)
+    if missing:
+        raise DataError(f"{path} lacks the columns {sorted(missing)}")
+    return items_frame(
+        raw_items["movieId"], raw_items["title"], raw_items["genres"], path, line_offset=1
+    )
 
 
 def _decode_dat(path: Path, preferred: str) -> str:
@@ -237,19 +260,24 @@ def _check_fields(frame: pd.DataFrame, path: Path, needed: int, example: str) ->
         )
 
 
-def _items(
+def items_frame(
     ids: pd.Series,
     titles: pd.Series,
     genres: pd.Series,
     path: Path,
     year_from: pd.Series | None = None,
     line_offset: int = 0,
+    *,
+    integer_ids: bool = True,
 ) -> pd.DataFrame:
-    """The items frame; ``year`` from the title's last "(YYYY)", else from ``year_from``."""
+    """The items frame (``item_id``, ``title``, ``year``, ``genres``); ``year`` from the
+    title's last "(YYYY)", else from ``year_from``; ``integer_ids``: refuse text IDs (MovieLens
+    files), else they are int64 when all are integers and str otherwise, as ratings' IDs."""
     titles = titles.fillna("").astype(str)
+    item_ids = id_column(ids, "the item ID", path, line_offset, integer=integer_ids)
     return pd.DataFrame(
         {
-            "item_id": id_column(ids, "the item ID", path, line_offset, integer=True).to_numpy(),
+            "item_id": item_ids.to_numpy(),
             "title": titles.to_numpy(),
             "year": _year(titles, year_from).array,
             "genres": genres.fillna("").astype(str).replace("(no genres listed)", "").to_numpy(),

@@ -13,6 +13,9 @@ The toolkit every reader shares (MovieLens layouts, Netflix, generic files):
 - :func:`sniff_separator`, :func:`separator_hint`: which separator a line uses, to say when a
   file was read with the wrong one.
 - :func:`guard`: what pandas, numpy or pyarrow raise on odd content, as a :class:`DataError`.
+- :data:`FRAME`, :data:`ITEMS_FRAME`, :data:`USERS_FRAME`: the "paths" of ratings and metadata
+  handed over as DataFrames; their rows are located by position (``row 3 (iloc 2)``), so the
+  file readers' checks word a frame's errors too.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ MAGIC = (
     (b"\xfe\xff", "UTF-16 text; convert it to UTF-8"),
 )
 PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+# Data handed over as DataFrames go through the file readers' checks under these names.
+FRAME = Path("the ratings DataFrame")
+ITEMS_FRAME = Path("the items DataFrame")
+USERS_FRAME = Path("the users DataFrame")
+FRAMES = (FRAME, ITEMS_FRAME, USERS_FRAME)
 
 
 def check_file(path: Path) -> None:
@@ -281,7 +289,9 @@ def is_parquet(path: Path) -> bool:
 
 def locate_row(path: Path, line_offset: int, row: int) -> str:
     """Row ``row`` (0-based, in file order) as a person finds it: a line, or a Parquet row and
-    its row group."""
+    its row group, or a DataFrame's row and its position."""
+    if path in FRAMES:
+        return f"row {row + 1} (iloc {row})"
     if is_parquet(path):
         return f"row {row + 1}{_row_group(path, row)}"
     return f"line {row + 1 + line_offset}"

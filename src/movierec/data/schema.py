@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.data.parsing import first_error_line, locate_first
+from movierec.data.parsing import FRAMES, first_error_line, locate_first
+from movierec.data.policies import DataPolicy
 from movierec.errors import DataError
 
 COLUMNS = ("user_id", "item_id", "rating", "timestamp")
@@ -36,14 +38,17 @@ class RatingsData:
         ratings: ``user_id``, ``item_id`` (int64 or str), ``rating`` (float32), ``timestamp``
             (int64 unix seconds, 0 when absent), one row per rating in file order.
         items: ``item_id``, ``title`` (str), ``year`` (Int64, may be <NA>), ``genres``
-            (str, ``"Action|Comedy"``, ``""`` when none); None for a generic ratings file.
+            (str, ``"Action|Comedy"``, ``""`` when none), then any other columns of the
+            metadata given; None for a generic ratings file with no MovieLens item file beside
+            it and no ``items`` given.
         users: ``user_id``, ``age``, ``gender``, ``occupation``, ``zip_code`` for ml-100k and
             ml-1m; None otherwise.
-        layout: ``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``, ``"ml-csv"`` or ``"ratings-file"``.
+        layout: ``"ml-100k"``, ``"ml-1m"``, ``"ml-10m"``, ``"ml-csv"``, ``"ratings-file"`` or
+            ``"dataframe"``.
         rating_scale: (lowest, highest) possible rating: the declared ``rating_scale`` if one
             was given, else (1, 5) for ml-100k/ml-1m, (0.5, 5) for ml-10m and the CSV family,
-            the data's (min, max) for a generic file.
-        source: The folder or file read.
+            the data's (min, max) for a generic file or a DataFrame.
+        source: The folder or file read (``the ratings DataFrame`` for a frame).
         report: What reading did, as counts: ``rows_read`` (rating rows parsed),
             ``duplicates_resolved`` (rows merged away by the duplicates policy),
             ``out_of_scale_clipped`` and ``out_of_scale_dropped``. Empty when the data was not
@@ -58,6 +63,40 @@ class RatingsData:
     rating_scale: tuple[float, float]
     source: Path
     report: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        columns: Sequence[str] | None = None,
+        policy: DataPolicy | None = None,
+        items: pd.DataFrame | str | Path | None = None,
+        users: pd.DataFrame | str | Path | None = None,
+        item_columns: Sequence[str] | None = None,
+    ) -> RatingsData:
+        """Ratings from a DataFrame, checked exactly as a ratings file is.
+
+        The same as ``load_data(frame, ...)`` (:func:`movierec.data.loading.load_data`):
+        columns found by common names or named by ``columns`` (user, item, rating[,
+        timestamp]), the :class:`~movierec.data.policies.DataPolicy` applied, and ``items`` /
+        ``users`` (DataFrames or files) attached as metadata.
+
+        Raises:
+            DataError: What a ratings file with the same content would raise, rows named by
+                position (``row 3 (iloc 2)``).
+        """
+        from movierec.data.loading import load_data  # loading reads into this class
+
+        return load_data(
+            frame,
+            columns=columns,
+            policy=policy,
+            items=items,
+            users=users,
+            item_columns=item_columns,
+            progress=False,
+        )
 
 
 def id_column(
@@ -114,10 +153,13 @@ def rating_column(values: pd.Series, path: Path, line_offset: int) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value = values.iloc[row]
-        shown = "empty or NaN (or the line has too few fields)" if pd.isna(value) else _show(value)
+        line = "row" if path in FRAMES else "line"
+        shown = _show(value)
+        if pd.isna(value):
+            shown = "NaN" if path in FRAMES else "empty or NaN (or the line has too few fields)"
         raise DataError(
             f"{path}: the rating on {locate_first(path, line_offset, bad)} is {shown}, not a "
-            f"finite number; fix or remove that line"
+            f"finite number; fix or remove that {line}"
         )
     return pd.Series(as_float32, index=values.index, name="rating")
 

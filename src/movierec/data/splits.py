@@ -195,6 +195,8 @@ def make_split(ratings: pd.DataFrame, spec: str, *, layout: str, seed: int) -> S
         if kind == "stratified":
             return stratified_split(ratings, float(arg or 0.25), seed)
         return leave_last_out(ratings, int(float(arg or 1)))
+    except DataError:  # the data's own problem, already worded (DataError is a ValueError)
+        raise
     except ValueError as exc:
         raise ConfigError(f"bad split argument in {spec!r}: {exc}") from None
 

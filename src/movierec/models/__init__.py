@@ -17,8 +17,12 @@ Each model lives in its own module with its own frozen config dataclass:
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import typing
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from movierec.errors import ConfigError
 from movierec.models.autorec import AutoRec, AutoRecConfig
@@ -94,9 +98,43 @@ def make_config(name: str, values: Mapping[str, Any] | None = None) -> Any:
             f"its options are: {', '.join(sorted(known)) or 'none'}"
         )
     try:
-        return config_class(**values)
+        config = config_class(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid options for model {name!r}: {exc}") from exc
+    _check_types(name, config_class, values)  # what the config's own checks let through
+    return config
+
+
+def _check_types(name: str, config_class: type, values: Mapping[str, Any]) -> None:
+    """Refuse a value of the wrong kind (``n_factors="64"``) before it reaches torch, whose
+    error would not name the option. Numbers may be ints where floats are declared; tuples
+    may be lists (TOML and JSON have no tuples)."""
+    hints = typing.get_type_hints(config_class)
+    kinds = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    for key, value in values.items():
+        hint = hints.get(key)
+        element = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
+        if hint in kinds:
+            good = _is_kind(value, hint)
+            wanted = kinds[hint]
+        elif element in kinds:
+            good = isinstance(value, list | tuple) and all(_is_kind(v, element) for v in value)
+            wanted = f"a list of {kinds[element].removeprefix('a ')}s"
+        else:
+            continue
+        if not good:
+            raise ConfigError(f"option {key} of model {name!r} must be {wanted}, got {value!r}")
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """numpy scalars count as the Python ones (a tuner's or a frame's numbers)."""
+    if kind is bool or isinstance(value, bool | np.bool_):
+        return kind is bool and isinstance(value, bool | np.bool_)
+    if kind is int:
+        return isinstance(value, numbers.Integral)
+    if kind is float:
+        return isinstance(value, numbers.Real)
+    return isinstance(value, kind)
 
 
 def build_model(

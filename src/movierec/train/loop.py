@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import signal
 import sys
@@ -52,6 +53,9 @@ from movierec.train.dropout import cheap_dropout
 from movierec.train.objectives import predicts_ratings, selects_on_ndcg
 from movierec.train.trainer import Trainer
 from movierec.train.validation import VALID_K, validate
+
+# A child of the "movierec" logger: handlers set there see every epoch line.
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,11 @@ def fit(
     if not model.trainable or config.epochs == 0 or len(train) == 0:
         model.eval()
         return result
+    log.info(
+        "training %s on %s ratings (%s validation) for up to %d epochs, objective %s, on %s",
+        model.name, f"{len(train):,}", f"{len(valid):,}" if valid is not None else "no",
+        config.epochs, config.objective, device,
+    )  # fmt: skip
     split_at = model.ranking_only_prefix() if config.objective == "joint" else None
     run = _Run(result, checkpoint, context or {}, options.checkpoint_minutes * 60.0, split_at)
     # The tables' gradients are sparse for this fit only; the flags are restored on exit.
@@ -164,6 +173,10 @@ def fit(
     best = run.final_state()
     if best is not None:
         model.load_state_dict(best)
+    log.info(
+        "trained %d epochs in %.1f s; best epoch %s",
+        len(result.history), result.train_seconds, result.best_epoch,
+    )  # fmt: skip
     model.eval()
     return result
 
@@ -192,8 +205,7 @@ def _epochs(
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if trainer.options.progress:
-            _show(record, "MSE" if not ranking else config.objective.upper())
+        _show(record, "MSE" if not ranking else config.objective.upper(), trainer.options.progress)
         score = valid_rmse if valid_ndcg is None else -valid_ndcg
         finished = run.judge(score, epoch, trainer.model, config.patience)
         if run.rating is not None:  # a ranking tower: the rating half stops on its own
@@ -209,15 +221,17 @@ def _epochs(
             break
 
 
-def _show(record: EpochRecord, loss_name: str) -> None:
-    """The one progress line of an epoch, on stderr beside the progress bars."""
+def _show(record: EpochRecord, loss_name: str, progress: bool) -> None:
+    """The one progress line of an epoch: on stderr beside the progress bars (with
+    ``progress``), and always to the ``movierec`` logger at INFO, for notebooks and services
+    that configure logging rather than read stderr."""
     shown = f"valid RMSE {record.valid_rmse:.4f}" if record.valid_rmse is not None else ""
     if record.valid_ndcg is not None:  # joint runs show both
         shown = f"{shown}  valid NDCG@{VALID_K} {record.valid_ndcg:.4f}".lstrip()
-    tqdm.write(
-        f"epoch {record.epoch:3d}  train {loss_name} {record.train_loss:.4f}  {shown}",
-        file=sys.stderr,
-    )
+    line = f"epoch {record.epoch:3d}  train {loss_name} {record.train_loss:.4f}  {shown}".rstrip()
+    log.info(line)
+    if progress:
+        tqdm.write(line, file=sys.stderr)
 
 
 class _Best:

@@ -43,6 +43,9 @@ RUNS: list[tuple[str, str, dict[str, Any]]] = [
     ("embedding-net", "rating", {}),
     ("embedding-net", "bpr", {}),
     ("embedding-net", "bce", {}),
+    ("embedding-net", "joint", {"interaction": "concat+product"}),
+    ("mf", "joint", {"ranking_head": True}),
+    ("default", "joint", {}),  # movierec's default: the EmbeddingNet + a ranking tower
 ]
 METRICS = [
     ("ndcg@10", "NDCG@10"),
@@ -103,6 +106,14 @@ def run_all(seeds: list[int], device: str, epochs: int | None) -> list[dict[str,
     return rows
 
 
+def label(row: dict[str, Any]) -> str:
+    """The model's name, with the options that make the row differ from its defaults."""
+    if row["model"] == "default":
+        return "**default** (embedding-net + ranking tower, `src/movierec/default.toml`)"
+    options = ", ".join(f"{k} = {v}" for k, v in row["options"].items())
+    return f"{row['model']} ({options})" if options else row["model"]
+
+
 def render(rows: list[dict[str, Any]], seeds: list[int], device: str, command: str) -> str:
     relevance = rows[0]["runs"][0]["relevance"]
     lines = [
@@ -127,7 +138,7 @@ def render(rows: list[dict[str, Any]], seeds: list[int], device: str, command: s
         cells = [cell([run.get(key) for run in row["runs"]]) for key, _ in METRICS]
         epochs = cell([float(run["epochs"]) for run in row["runs"]])
         lines.append(
-            f"| {row['model']} | {row['objective']} | " + " | ".join(cells) + f" | {epochs} |"
+            f"| {label(row)} | {row['objective']} | " + " | ".join(cells) + f" | {epochs} |"
         )
     lines += [
         "",

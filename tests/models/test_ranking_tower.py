@@ -22,6 +22,7 @@ from movierec.models import build_model, make_config
 from movierec.models.ranking_tower import PREFIX, RankingTower
 from movierec.train import fit
 from movierec.train.checkpoint import load_checkpoint
+from movierec.train.optim import build_optimizer
 
 TOWER_NET = {
     "n_factors": 16,
@@ -151,8 +152,17 @@ def test_split_early_stopping_resumes_exactly(sample, tmp_path):
 def test_tower_options_round_trip_through_toml(tmp_path):
     (tmp_path / "tower.toml").write_text(
         '[model]\nname = "embedding-net"\nranking_head = true\nrank_factors = 32\n'
-        'rank_reg = 0.02\n[train]\nobjective = "joint"\n'
+        'rank_reg = 0.02\n[train]\nobjective = "joint"\nranking_lr = 0.005\n'
     )
     spec = ModelSpec.resolve(config_path=tmp_path / "tower.toml")
     assert (spec.config.rank_factors, spec.config.rank_reg) == (32, 0.02)
-    assert make_config("embedding-net", dataclasses.asdict(spec.config)) == spec.config
+    assert spec.train.ranking_lr == 0.005
+    assert ModelSpec.from_dict(spec.to_dict()) == spec  # what checkpoints and run.json keep
+
+
+def test_the_tower_gets_its_own_learning_rate_and_no_weight_decay():
+    config = make_config("embedding-net", TOWER_NET)
+    model = build_model("embedding-net", 6, 9, (1.0, 5.0), config)
+    optimiser = build_optimizer(model, "dense", 1e-3, 1e-4, ranking_lr=5e-3)
+    groups = {(g["lr"], g["weight_decay"]): len(g["params"]) for g in optimiser.param_groups}
+    assert groups == {(1e-3, 1e-4): len(list(model.parameters())) - 3, (5e-3, 0.0): 3}

@@ -36,7 +36,8 @@ def build_recommender(
             "genres": ["Drama|Comedy"] * len(item_ids),
         }
     )
-    spec = ModelSpec(name, make_config(name, options), TrainConfig(epochs=3, lr=0.01, objective=objective))
+    train = TrainConfig(epochs=3, lr=0.01, objective=objective)
+    spec = ModelSpec(name, make_config(name, options), train)
     return fit_recommender(everything(ratings, items), spec, RunOptions(progress=False))
 
 

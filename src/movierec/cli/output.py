@@ -97,16 +97,22 @@ def print_items(rows: list[dict[str, Any]], as_json: bool, title: str, score: st
         print_json(rows)
         return
     table = Table(title=title)
-    for header in ("#", "item", "title", "genres", score):
+    explained = bool(rows) and "because" in rows[0]
+    headers = ("#", "item", "title", "genres", score)
+    headers += ("because you liked",) if explained else ()
+    for header in headers:
         table.add_column(header, justify="right" if header in ("#", score) else "left")
     for rank, row in enumerate(rows, 1):
-        table.add_row(
+        cells = [
             str(rank),
             str(row["item"]),
             row["title"],
             row["genres"].replace("|", ", "),
             f"{row['score']:.3f}",
-        )
+        ]
+        if explained:
+            cells.append(", ".join(r["title"] for r in row["because"]))
+        table.add_row(*cells)
     out.print(table)
 
 

@@ -26,11 +26,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(command: F) -> F:
-    """Turn the project's own errors into one clear line and exit code 2."""
+    """Turn the project's own errors into one clear line and exit code 2; numeric flags outside
+    their range (:data:`movierec.cli.options.NUMBER_RANGES`) are refused the same way first."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from movierec.cli.options import check_numbers
+
         try:
+            check_numbers(command, kwargs)
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
             err.print(f"interrupted: {escape(str(exc))}", highlight=False)

@@ -13,6 +13,8 @@ Layout of ``runs/<name>/``:
 A run is written into a temporary sibling folder and renamed into place, so a crash leaves either
 the previous complete run or the new one, never a half-written mix. :func:`load_run` checks the
 manifest, shapes and sizes before building anything, and refuses a run that does not add up.
+Weights that are not finite numbers (a diverged model, which answers NaN) are refused both on
+save and on load.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -144,6 +147,13 @@ def _write_contents(
     tensors["fallback.item_bias"] = recommender.fallback.item_bias.contiguous()
     tensors["seen.indptr"] = recommender.seen.indptr.contiguous()
     tensors["seen.indices"] = recommender.seen.indices.contiguous()
+    broken = _not_finite(tensors)
+    if broken or not math.isfinite(recommender.fallback.global_mean):
+        raise ArtifactError(
+            f"refusing to save {folder.name.split('.tmp-')[0].lstrip('.')}: the model's weights "
+            f"({', '.join(broken[:3]) or 'fallback_global_mean'}) are not finite numbers, so it "
+            "would answer NaN; training diverged: try a smaller lr in [train]"
+        )
     save_file(tensors, folder / WEIGHTS, metadata={"format": f"movierec-run-{FORMAT_VERSION}"})
     run = {
         "format": FORMAT_VERSION,
@@ -167,6 +177,15 @@ def _write_contents(
         write_json(folder / "metrics.json", dict(metrics))
     if history is not None:
         history.to_csv(folder / "history.csv", index=False)
+
+
+def _not_finite(tensors: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all())
+    ]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -247,6 +266,13 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
         tensors = load_file(run_dir / WEIGHTS)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{run_dir / WEIGHTS} cannot be read ({exc})") from None
+    broken = _not_finite(tensors)
+    if broken or not math.isfinite(float(run.get("fallback_global_mean", 0.0))):
+        raise ArtifactError(
+            f"{run_dir / WEIGHTS} holds weights that are not finite numbers "
+            f"({', '.join(broken[:3]) or 'fallback_global_mean'}): the model would answer NaN; "
+            "retrain it (with a smaller lr if training diverged)"
+        )
     try:
         model = build_model(
             run["model"], n_users, n_items, tuple(run["rating_scale"]), run["model_config"]

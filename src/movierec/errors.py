@@ -48,5 +48,10 @@ class ArtifactError(MovieRecError):
     """A run directory is missing, incomplete, tampered with or inconsistent."""
 
 
+class TrainingError(MovieRecError):
+    """Training diverged: its loss or weights stopped being finite numbers (the message names the
+    epoch and what to try, usually a smaller learning rate). Nothing is saved as a run."""
+
+
 class TrainingInterrupted(MovieRecError):
     """Training stopped on Ctrl-C or SIGTERM after writing a checkpoint it can resume from."""

@@ -156,3 +156,12 @@ def test_train_items_names_any_item_file_and_its_titles_reach_the_run(ratings_fi
     saved = json.loads((tmp_path / "run" / "items.json").read_text(encoding="utf-8"))
     assert saved[0]["title"] == f"Film {ids[0]}" and saved[0]["genres"] == "Drama"
     fails_cleanly([*args, "--item-columns", "sku,nope"], "has no column 'nope'")
+
+
+def test_a_diverged_run_is_one_line_and_never_saved(ratings_file, tmp_path):
+    config = tmp_path / "huge-lr.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nlr = 1e30\nepochs = 20\n')
+    args = ["train", "--data", str(ratings_file), "--config", str(config)]
+    message = fails_cleanly([*args, "--out", str(tmp_path / "r"), "-q"], "diverged in epoch")
+    assert "smaller lr" in message and "nan" not in message.split("epoch")[0]
+    assert not (tmp_path / "r" / "manifest.json").exists()  # nothing loadable was written

@@ -12,6 +12,11 @@ class MovieRecError(Exception):
     """Base class of every error a user can cause and fix."""
 
 
+class MovieRecWarning(UserWarning):
+    """Data a model can use but should not be trusted with as it is (the command line prints it
+    as one ``warning:`` line)."""
+
+
 class ConfigError(MovieRecError):
     """An option or configuration value is invalid."""
 

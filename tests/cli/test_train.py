@@ -165,3 +165,21 @@ def test_a_diverged_run_is_one_line_and_never_saved(ratings_file, tmp_path):
     message = fails_cleanly([*args, "--out", str(tmp_path / "r"), "-q"], "diverged in epoch")
     assert "smaller lr" in message and "nan" not in message.split("epoch")[0]
     assert not (tmp_path / "r" / "manifest.json").exists()  # nothing loadable was written
+
+
+def test_a_two_row_file_is_refused_in_one_line_without_numpy_warnings(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,movie,stars\n1,10,4\n2,11,3\n")
+    message = fails_cleanly(["train", "--data", str(path), "-q"], "no ratings in the test part")
+    assert "Mean of empty slice" not in message and "nan" not in message
+
+
+def test_one_rating_value_everywhere_warns_in_one_line(tmp_path):
+    path = tmp_path / "fours.csv"
+    rows = [f"{u},{i},4" for u in range(1, 31) for i in range(u % 9 + 1, u % 9 + 9)]
+    path.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+    args = ["train", "--data", str(path), "--model", "mf", "--epochs", "1", "--rating-scale"]
+    result = runner.invoke(app, [*args, "1,5", "-q", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().startswith("warning: every one of the")
+    assert len(result.stderr.strip().splitlines()) == 1

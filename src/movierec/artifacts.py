@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from movierec import __version__
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
-from movierec.errors import ArtifactError, MovieRecError
+from movierec.errors import ArtifactError, ConfigError, MovieRecError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
@@ -119,6 +119,49 @@ def save_run(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return run_dir
+
+
+def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:
+    """``run_dir`` if a run may be written there, checked before any training starts.
+
+    A missing or empty folder is free; an existing run (or an interrupted training's checkpoint)
+    is replaced only with ``overwrite``, and then atomically by :func:`save_run`, so the old run
+    stays loadable until the new one is complete; a folder that is not a run is never replaced.
+
+    Raises:
+        ArtifactError: ``run_dir`` holds a run and ``overwrite`` is False, or holds other files.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        return run_dir
+    if not _replaceable(run_dir):
+        raise ArtifactError(
+            f"{flag} {run_dir} exists and is not a movierec run directory; choose another "
+            f"{flag} or remove it yourself"
+        )
+    if overwrite:
+        return run_dir
+    if (run_dir / MANIFEST).exists():
+        raise ArtifactError(
+            f"{flag} {run_dir} already holds a run; add --overwrite to replace it (the old run "
+            f"stays loadable until the new one is complete) or choose another {flag}"
+        )
+    raise ArtifactError(
+        f"{flag} {run_dir} holds an interrupted training's checkpoint; continue it with "
+        f"`movierec train --resume {run_dir}`, or add --overwrite to start again"
+    )
+
+
+def check_out_file(path: Path, overwrite: bool, flag: str = "--out") -> Path:
+    """``path`` unless it exists and ``overwrite`` is False (then a one-line ConfigError): the
+    files movierec writes (tables, configs, synthetic data) never replace one silently."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ConfigError(
+            f"{flag} {path} already exists; add --overwrite to replace it (the old one is kept "
+            f"until the new one is complete) or choose another {flag}"
+        )
+    return path
 
 
 def _replaceable(run_dir: Path) -> bool:

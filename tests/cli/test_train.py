@@ -183,3 +183,48 @@ def test_one_rating_value_everywhere_warns_in_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().startswith("warning: every one of the")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_out_refuses_an_existing_run_and_overwrite_replaces_it_atomically(ratings_file, tmp_path):
+    from movierec.artifacts import load_run, sha256_of
+
+    run = tmp_path / "r"
+    base = ["train", "--data", str(ratings_file), "--epochs", "1", "-q", "--out", str(run)]
+    assert runner.invoke(app, [*base, "--model", "mf"]).exit_code == 0
+    weights = sha256_of(run / "weights.safetensors")
+    fails_cleanly([*base, "--model", "bias"], "already holds a run; add --overwrite")
+    assert sha256_of(run / "weights.safetensors") == weights
+    # An overwrite that fails (training diverges) leaves the old run whole and loadable.
+    config = tmp_path / "huge-lr.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nlr = 1e30\nepochs = 5\n')
+    huge = ["train", "--data", str(ratings_file), "--config", str(config), "--out", str(run)]
+    fails_cleanly([*huge, "--overwrite", "-q"], "diverged")
+    assert load_run(run)[1]["model"] == "mf"
+    assert sha256_of(run / "weights.safetensors") == weights
+    result = runner.invoke(app, [*base, "--model", "bias", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert load_run(run)[1]["model"] == "bias"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_out_over_a_checkpoint_says_resume_and_a_foreign_folder_is_never_replaced(
+    ratings_file, tmp_path
+):
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.safetensors").write_bytes(b"x")
+    base = ["train", "--data", str(ratings_file), "--model", "bias", "-q", "--out"]
+    fails_cleanly([*base, str(interrupted)], "--resume")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("keep me")
+    fails_cleanly([*base, str(notes), "--overwrite"], "not a movierec run directory")
+    assert (notes / "thesis.txt").read_text() == "keep me"
+
+
+def test_compare_out_refuses_existing_runs_unless_overwrite(ratings_file, tmp_path):
+    base = ["compare", "--data", str(ratings_file), "--models", "bias,mean", "-q"]
+    assert runner.invoke(app, [*base, "--out", str(tmp_path)]).exit_code == 0
+    fails_cleanly([*base, "--out", str(tmp_path)], "already holds a run")
+    result = runner.invoke(app, [*base, "--out", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 0, result.output

@@ -116,6 +116,12 @@ FAST = typer.Option(
 COMPILE = typer.Option(
     False, "--compile", help="torch.compile the training step (pays on GPUs, not on small CPUs)."
 )
+OVERWRITE = typer.Option(
+    False,
+    "--overwrite",
+    help="Replace what --out names when it exists (the old one is kept whole until the new one "
+    "is complete); without it an existing --out is refused.",
+)
 RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.")
 
 
@@ -124,7 +130,7 @@ RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.
 # (train --items is a file, synth --items a count) is only checked where its value is a number.
 NUMBER_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "--seed": (0, 2**63 - 1, True),
-    "--k": (1, None, True),
+    "--k": (1, 1000, True),  # as long as a Recommender makes (recommend._check_k)
     "--epochs": (0, None, True),
     "--negatives": (1, None, True),
     "--threads": (1, None, True),

@@ -239,3 +239,17 @@ def test_one_rating_value_everywhere_is_a_warning_naming_it():
     rows = [(u, i, 4.0) for u in range(20) for i in range(u % 7, u % 7 + 6)]
     with pytest.warns(MovieRecWarning, match=r"every one of the \d+ training ratings is 4"):
         prepare(_frame_data(rows), "random:0.2", seed=0, validation_fraction=0.1)
+
+
+def test_a_nan_test_metric_is_never_reported_or_saved(tmp_path, monkeypatch):
+    import movierec.experiment as experiment
+    from movierec.errors import TrainingError
+
+    real = experiment.evaluate
+    monkeypatch.setattr(
+        experiment, "evaluate", lambda *a, **kw: {**real(*a, **kw), "rmse": float("nan")}
+    )
+    spec = ModelSpec.resolve("bias")
+    with pytest.raises(TrainingError, match=r"test rmse of bias came out as no number"):
+        run_job(Job(spec, ONE_THREAD, split="random:0.2"), data=_synthetic(), out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

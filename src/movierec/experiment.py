@@ -15,6 +15,7 @@ evaluates on the test set and writes the run directory (see :mod:`movierec.train
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.metadata import with_metadata
 from movierec.data.splits import NO_TEST, make_split
-from movierec.errors import ArtifactError, ConfigError
+from movierec.errors import ArtifactError, ConfigError, TrainingError
 from movierec.evaluate.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.recommend import Recommender
@@ -158,6 +159,13 @@ def train_model(
     started = time.perf_counter()
     metrics = evaluate(recommender, split.train, split.test, k=job.k, threshold=threshold)
     evaluation_seconds = time.perf_counter() - started
+    not_numbers = [n for n, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not_numbers:  # never reported, never saved: a NaN result is a broken model
+        raise TrainingError(
+            f"the test {', '.join(not_numbers)} of {job.spec.name} came out as no number (NaN "
+            "or infinite): the model answers NaN for some test ratings; nothing was saved; "
+            "retrain with a smaller lr in [train], or report it as a bug if that does not help"
+        )
     run = TrainedRun(job, prepared, recommender, {})
     run.metrics = summary(run, metrics, evaluation_seconds)
     return run

@@ -224,14 +224,22 @@ def _epochs(
 
 def _check_finite(trainer: Trainer, epoch: int, train_loss: float) -> None:
     """A TrainingError when the epoch's loss or any weight is NaN or infinite: a diverged model
-    answers NaN to every question, so it is stopped here rather than evaluated and saved."""
+    answers NaN to every question, so it is stopped here rather than evaluated and saved.
+
+    Under torchrun every rank stops together when any rank's loss diverged (no rank is left
+    waiting in a collective).
+    """
+    what = None
     if math.isfinite(train_loss):
         broken = [n for n, p in trainer.model.named_parameters() if not bool(p.isfinite().all())]
-        if not broken:
-            return
-        what = f"weights {', '.join(broken[:3])} are no longer finite numbers"
+        if broken:
+            what = f"weights {', '.join(broken[:3])} are no longer finite numbers"
     else:
         what = f"the training loss is {train_loss}"
+    if trainer.world.distributed and distributed.any_rank(what is not None, trainer.device):
+        what = what or "another process's training loss or weights are no longer finite"
+    if what is None:
+        return
     config = trainer.config
     raise TrainingError(
         f"training diverged in epoch {epoch}: {what}; try a smaller lr in [train] (now "

@@ -120,3 +120,9 @@ def test_a_negative_seed_is_one_line_not_a_traceback():
         ["train", "--data", "ml-100k", "--seed", "-3", "--epochs", "1"], "--seed"
     )
     assert message.endswith("--seed must be between 0 and 9223372036854775807, got -3")
+
+
+@pytest.mark.parametrize("split", ["random:0", "random:1", "temporal:1.5", "stratified:0"])
+def test_a_split_fraction_outside_0_to_1_is_one_line(ratings_file, split):
+    args = ["train", "--data", str(ratings_file), "--model", "bias", "--split", split]
+    fails_cleanly(args, "between 0 and 1")

@@ -228,3 +228,9 @@ def test_compare_out_refuses_existing_runs_unless_overwrite(ratings_file, tmp_pa
     fails_cleanly([*base, "--out", str(tmp_path)], "already holds a run")
     result = runner.invoke(app, [*base, "--out", str(tmp_path), "--overwrite"])
     assert result.exit_code == 0, result.output
+
+
+def test_evaluate_on_a_split_with_an_empty_test_part_is_one_line(run_dir, tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,item,rating\n1,1,4\n2,2,3\n")
+    fails_cleanly(["evaluate", str(run_dir), "--data", str(path)], "no ratings in the test part")

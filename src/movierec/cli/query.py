@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from movierec.cli.options import JSON, QUIET, RANK_BY, RUN_DIR, THREADS, K
+from movierec.cli.options import JSON, OVERWRITE, QUIET, RANK_BY, RUN_DIR, THREADS, K
 from movierec.cli.output import out, print_items, print_json, user_errors
 from movierec.errors import ConfigError, MovieRecError
 
@@ -29,6 +29,7 @@ def recommend(
         "--ratings",
         help="A new visitor's ratings: a CSV with item and rating columns (raw item IDs).",
     ),
+    overwrite: bool = OVERWRITE,
     k: int = K,
     include_seen: bool = typer.Option(
         False, "--include-seen", help="Also rank items rated in training."
@@ -54,7 +55,9 @@ def recommend(
     if explain and user is None:
         raise ConfigError("--explain explains one user's list: give --user ID")
     if every_user or users_file is not None:
-        _recommend_all(run_dir, users_file, out_file, k, include_seen, rank_by, threads, quiet)
+        _recommend_all(
+            run_dir, users_file, out_file, k, include_seen, rank_by, threads, quiet, overwrite
+        )
         return
     if user is None:
         raise ConfigError("give --user ID for one list, or --all --out FILE for every user's")
@@ -105,17 +108,18 @@ def _recommend_all(
     rank_by: str,
     threads: int | None,
     quiet: bool,
+    overwrite: bool,
 ) -> None:
     """``recommend --all``: every (or every listed) user's top-k, one block of users at a time."""
     from tqdm.auto import tqdm
 
-    from movierec.artifacts import load_run
+    from movierec.artifacts import check_out_file, load_run
     from movierec.batch import check_table_path, read_ids, write_table
     from movierec.train import configure_threads
 
     if out_file is None:
         raise ConfigError("--all writes a file: add --out recs.parquet (or recs.csv)")
-    check_table_path(out_file)
+    check_out_file(check_table_path(out_file), overwrite)
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
     configure_threads(threads)
@@ -168,6 +172,7 @@ def predict(
         "--out",
         help="With --pairs: the file to write (user,item,prediction), .csv or .parquet.",
     ),
+    overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
     """The predicted rating of one user for one movie, or of every pair in --pairs (runs
@@ -175,7 +180,7 @@ def predict(
     from movierec.artifacts import load_run
 
     if pairs is not None:
-        _predict_pairs(run_dir, pairs, out_file)
+        _predict_pairs(run_dir, pairs, out_file, overwrite)
         return
     if user is None or item is None:
         raise ConfigError("give --user ID --item ID, or --pairs pairs.csv --out preds.csv")
@@ -188,13 +193,13 @@ def predict(
         out.print(f"user {user} -> {title}: {rating:.3f}", highlight=False)
 
 
-def _predict_pairs(run_dir: Path, pairs: Path, out_file: Path | None) -> None:
-    from movierec.artifacts import load_run
+def _predict_pairs(run_dir: Path, pairs: Path, out_file: Path | None, overwrite: bool) -> None:
+    from movierec.artifacts import check_out_file, load_run
     from movierec.batch import check_table_path, predict_pairs, read_pairs, write_table
 
     if out_file is None:
         raise ConfigError("--pairs writes a file: add --out preds.csv (or preds.parquet)")
-    check_table_path(out_file)
+    check_out_file(check_table_path(out_file), overwrite)
     recommender, _ = load_run(run_dir)
     frame = predict_pairs(recommender, read_pairs(pairs), f"in {pairs}")
     write_table(frame, out_file)

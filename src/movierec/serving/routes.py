@@ -123,11 +123,13 @@ def _holder(request: Request) -> ModelHolder:
 
 
 @router.get("/health", response_model=Health, tags=["service"])
-def health(request: Request) -> Health:
+def health(request: Request, response: Response) -> Health:
     served = _holder(request).current
     rec = served.recommender
+    if not served.answers:  # a load balancer must not send requests to a model answering NaN
+        response.status_code = 503
     return Health(
-        status="ok",
+        status="ok" if served.answers else "not-ready",
         model=served.model_name,
         dataset=_optional_str(served.run.get("dataset")),
         split=_optional_str(served.run.get("split")),

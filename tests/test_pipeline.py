@@ -29,9 +29,18 @@ def ml100k():
     return load_data("ml-100k", progress=False)
 
 
-def _close(actual, expected) -> bool:
+# Off the golden machine a near-tie between two items can flip: one list slot of u1's 456
+# ranked users moves precision@10 by 2.2e-4 and hit rate by 2.2e-3. List metrics may move by a
+# few slots, and novelty (the mean popularity rank of the shown items) by about 1% (a real
+# change to a model moves hundreds of slots); losses and errors keep the tight bound.
+LIST_TOLERANCE = 5e-3
+
+
+def _close(actual, expected, metric: str = "train_loss") -> bool:
     if SAME_MACHINE or expected is None or isinstance(expected, int):
         return actual == expected
+    if metric.endswith("@10") or metric in ("coverage", "novelty"):
+        return math.isclose(actual, expected, rel_tol=1e-2, abs_tol=LIST_TOLERANCE)
     return math.isclose(actual, expected, rel_tol=2e-3, abs_tol=1e-4)
 
 
@@ -48,7 +57,7 @@ def test_every_model_reproduces_its_golden_metrics(ml100k, key):
     assert all(_close(a, e) for a, e in zip(losses, expected["train_loss"], strict=True))
     for metric, value in expected.items():
         if metric != "train_loss":
-            assert _close(run.metrics[metric], value), (metric, run.metrics[metric], value)
+            assert _close(run.metrics[metric], value, metric), (metric, run.metrics[metric], value)
 
 
 def test_fit_recommender_accepts_a_dataset_and_a_model_name(ml100k):

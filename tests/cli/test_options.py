@@ -48,8 +48,8 @@ def _declarations():
 # Flags that mean something else in some command: each keeps its own declaration.
 OWN_MEANING = {"--data", "--seed", "--out", "--config", "--models", "--threads", "--epochs"}
 OWN_MEANING |= {"--user", "--item", "--help"}
-# train --items / recommend --users: a file; synth --items / --users: how many.
-OWN_MEANING |= {"--items", "--users"}
+# train --items / recommend --users / recommend --ratings: a file; synth's: how many.
+OWN_MEANING |= {"--items", "--users", "--ratings"}
 
 
 def test_shared_options_are_declared_once():

@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(MOVIEREC) fetch ml-100k
-	$(MOVIEREC) compare --data ml-100k --split u1 --models default,embedding-net,mf,bias,popularity --out runs
+	$(MOVIEREC) compare --data ml-100k --split u1 --models default,embedding-net,mf,bias,popularity --out runs --overwrite
 	$(MOVIEREC) recommend runs/default --user 196 -k 10
 
 test: $(BENCH_STAMP)

@@ -23,9 +23,11 @@ def everything(ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> Prep
     )
 
 
-def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommender:
-    """``name`` with ``options`` trained 3 epochs on all of ``ratings`` through
-    :func:`movierec.pipeline.fit_recommender`, with a title and genres for every item."""
+def build_recommender(
+    name: str, ratings: pd.DataFrame, *, objective: str = "rating", **options
+) -> Recommender:
+    """``name`` with ``options`` trained 3 epochs with ``objective`` on all of ``ratings``
+    through :func:`movierec.pipeline.fit_recommender`, with a title and genres for every item."""
     item_ids = sorted(ratings["item_id"].unique())  # ID order: the serving tests title items 1-4
     items = pd.DataFrame(
         {
@@ -34,7 +36,8 @@ def build_recommender(name: str, ratings: pd.DataFrame, **options) -> Recommende
             "genres": ["Drama|Comedy"] * len(item_ids),
         }
     )
-    spec = ModelSpec(name, make_config(name, options), TrainConfig(epochs=3, lr=0.01))
+    train = TrainConfig(epochs=3, lr=0.01, objective=objective)
+    spec = ModelSpec(name, make_config(name, options), train)
     return fit_recommender(everything(ratings, items), spec, RunOptions(progress=False))
 
 

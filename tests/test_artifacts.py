@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from movierec.artifacts import MANIFEST, WEIGHTS, load_run, save_run, sha256_of
 from movierec.config import TrainConfig
@@ -146,3 +148,25 @@ def test_save_recommender_writes_a_run_that_loads_and_serves(ratings, tmp_path):
     pd.testing.assert_frame_equal(loaded.recommend(users, k=5), expected)
     with pytest.raises(ArtifactError, match=r"loaded from a run directory"):
         save_recommender(loaded, tmp_path / "again")
+
+
+def test_weights_that_are_not_finite_are_refused_on_save(ratings, tmp_path):
+    recommender = build_recommender("mf", ratings)
+    with torch.no_grad():
+        next(recommender.model.parameters())[0] = float("nan")
+    with pytest.raises(ArtifactError, match="not finite numbers"):
+        save(recommender, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_weights_that_are_not_finite_are_refused_on_load(saved):
+    tensors = load_file(saved / WEIGHTS)
+    name = next(k for k in tensors if k.startswith("model."))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, saved / WEIGHTS)
+    manifest = json.loads((saved / MANIFEST).read_text())
+    manifest["files"][WEIGHTS] = sha256_of(saved / WEIGHTS)  # a consistent, diverged run
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=f"not finite numbers .*{name}"):
+        load_run(saved)

@@ -29,9 +29,18 @@ def ml100k():
     return load_data("ml-100k", progress=False)
 
 
-def _close(actual, expected) -> bool:
+# Off the golden machine a near-tie between two items can flip: one list slot of u1's 456
+# ranked users moves precision@10 by 2.2e-4 and hit rate by 2.2e-3. List metrics may move by a
+# few slots, and novelty (the mean popularity rank of the shown items) by about 1% (a real
+# change to a model moves hundreds of slots); losses and errors keep the tight bound.
+LIST_TOLERANCE = 5e-3
+
+
+def _close(actual, expected, metric: str = "train_loss") -> bool:
     if SAME_MACHINE or expected is None or isinstance(expected, int):
         return actual == expected
+    if metric.endswith("@10") or metric in ("coverage", "novelty"):
+        return math.isclose(actual, expected, rel_tol=1e-2, abs_tol=LIST_TOLERANCE)
     return math.isclose(actual, expected, rel_tol=2e-3, abs_tol=1e-4)
 
 
@@ -48,7 +57,7 @@ def test_every_model_reproduces_its_golden_metrics(ml100k, key):
     assert all(_close(a, e) for a, e in zip(losses, expected["train_loss"], strict=True))
     for metric, value in expected.items():
         if metric != "train_loss":
-            assert _close(run.metrics[metric], value), (metric, run.metrics[metric], value)
+            assert _close(run.metrics[metric], value, metric), (metric, run.metrics[metric], value)
 
 
 def test_fit_recommender_accepts_a_dataset_and_a_model_name(ml100k):
@@ -200,3 +209,56 @@ def test_keywords_do_not_change_a_spec_and_a_read_frame_takes_no_read_options(ml
         fit_recommender(ml100k, "bias", ONE_THREAD, policy=DataPolicy())
     with pytest.raises(ConfigError, match=r"both as keywords and in options="):
         fit_recommender(ml100k, "bias", ONE_THREAD, seed=3)
+
+
+def _frame_data(rows, scale=(1.0, 5.0)):
+    from movierec.data import RatingsData
+
+    ratings = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    ratings["rating"] = ratings["rating"].astype("float32")
+    ratings["timestamp"] = pd.Series(range(len(ratings)), dtype="int64")
+    return RatingsData("tiny", ratings, None, None, "ratings-file", scale, Path("."))
+
+
+TWO_ROWS = [(1, 10, 4.0), (2, 11, 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "split", "fraction", "message"),
+    [
+        (TWO_ROWS, "random:0.2", 0.1, r"random:0\.2 leaves no ratings in the test part \(2 "),
+        (TWO_ROWS, "temporal:0.1", 0.0, r"no ratings in the test part .*--split none"),
+        ([(1, 10, 4.0)], "random:0.9", 0.0, r"leaves no ratings to train on \(1 ratings"),
+        (TWO_ROWS * 3, "none", 0.01, r"validation carve-out \(0\.01 of the 6 .* is empty"),
+        ([(u, 10, float(u % 5 + 1)) for u in range(30)], "none", 0.0, r"only 1 item"),
+    ],
+)
+def test_a_split_that_leaves_a_needed_part_empty_is_one_data_error(rows, split, fraction, message):
+    from movierec.errors import DataError
+    from movierec.pipeline import prepare
+
+    with pytest.raises(DataError, match=message):
+        prepare(_frame_data(rows), split, seed=0, validation_fraction=fraction)
+
+
+def test_one_rating_value_everywhere_is_a_warning_naming_it():
+    from movierec.errors import MovieRecWarning
+    from movierec.pipeline import prepare
+
+    rows = [(u, i, 4.0) for u in range(20) for i in range(u % 7, u % 7 + 6)]
+    with pytest.warns(MovieRecWarning, match=r"every one of the \d+ training ratings is 4"):
+        prepare(_frame_data(rows), "random:0.2", seed=0, validation_fraction=0.1)
+
+
+def test_a_nan_test_metric_is_never_reported_or_saved(tmp_path, monkeypatch):
+    import movierec.experiment as experiment
+    from movierec.errors import TrainingError
+
+    real = experiment.evaluate
+    monkeypatch.setattr(
+        experiment, "evaluate", lambda *a, **kw: {**real(*a, **kw), "rmse": float("nan")}
+    )
+    spec = ModelSpec.resolve("bias")
+    with pytest.raises(TrainingError, match=r"test rmse of bias came out as no number"):
+        run_job(Job(spec, ONE_THREAD, split="random:0.2"), data=_synthetic(), out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -13,6 +13,8 @@ Layout of ``runs/<name>/``:
 A run is written into a temporary sibling folder and renamed into place, so a crash leaves either
 the previous complete run or the new one, never a half-written mix. :func:`load_run` checks the
 manifest, shapes and sizes before building anything, and refuses a run that does not add up.
+Weights that are not finite numbers (a diverged model, which answers NaN) are refused both on
+save and on load.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -35,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from movierec import __version__
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
-from movierec.errors import ArtifactError, MovieRecError
+from movierec.errors import ArtifactError, ConfigError, MovieRecError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
@@ -118,6 +121,49 @@ def save_run(
     return run_dir
 
 
+def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:
+    """``run_dir`` if a run may be written there, checked before any training starts.
+
+    A missing or empty folder is free; an existing run (or an interrupted training's checkpoint)
+    is replaced only with ``overwrite``, and then atomically by :func:`save_run`, so the old run
+    stays loadable until the new one is complete; a folder that is not a run is never replaced.
+
+    Raises:
+        ArtifactError: ``run_dir`` holds a run and ``overwrite`` is False, or holds other files.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        return run_dir
+    if not _replaceable(run_dir):
+        raise ArtifactError(
+            f"{flag} {run_dir} exists and is not a movierec run directory; choose another "
+            f"{flag} or remove it yourself"
+        )
+    if overwrite:
+        return run_dir
+    if (run_dir / MANIFEST).exists():
+        raise ArtifactError(
+            f"{flag} {run_dir} already holds a run; add --overwrite to replace it (the old run "
+            f"stays loadable until the new one is complete) or choose another {flag}"
+        )
+    raise ArtifactError(
+        f"{flag} {run_dir} holds an interrupted training's checkpoint; continue it with "
+        f"`movierec train --resume {run_dir}`, or add --overwrite to start again"
+    )
+
+
+def check_out_file(path: Path, overwrite: bool, flag: str = "--out") -> Path:
+    """``path`` unless it exists and ``overwrite`` is False (then a one-line ConfigError): the
+    files movierec writes (tables, configs, synthetic data) never replace one silently."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ConfigError(
+            f"{flag} {path} already exists; add --overwrite to replace it (the old one is kept "
+            f"until the new one is complete) or choose another {flag}"
+        )
+    return path
+
+
 def _replaceable(run_dir: Path) -> bool:
     """A previous run, a training checkpoint in progress, or an empty folder may be replaced."""
     if not run_dir.is_dir():
@@ -144,6 +190,13 @@ def _write_contents(
     tensors["fallback.item_bias"] = recommender.fallback.item_bias.contiguous()
     tensors["seen.indptr"] = recommender.seen.indptr.contiguous()
     tensors["seen.indices"] = recommender.seen.indices.contiguous()
+    broken = _not_finite(tensors)
+    if broken or not math.isfinite(recommender.fallback.global_mean):
+        raise ArtifactError(
+            f"refusing to save {folder.name.split('.tmp-')[0].lstrip('.')}: the model's weights "
+            f"({', '.join(broken[:3]) or 'fallback_global_mean'}) are not finite numbers, so it "
+            "would answer NaN; training diverged: try a smaller lr in [train]"
+        )
     save_file(tensors, folder / WEIGHTS, metadata={"format": f"movierec-run-{FORMAT_VERSION}"})
     run = {
         "format": FORMAT_VERSION,
@@ -167,6 +220,15 @@ def _write_contents(
         write_json(folder / "metrics.json", dict(metrics))
     if history is not None:
         history.to_csv(folder / "history.csv", index=False)
+
+
+def _not_finite(tensors: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors holding a NaN or an infinity."""
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all())
+    ]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -247,6 +309,13 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
         tensors = load_file(run_dir / WEIGHTS)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{run_dir / WEIGHTS} cannot be read ({exc})") from None
+    broken = _not_finite(tensors)
+    if broken or not math.isfinite(float(run.get("fallback_global_mean", 0.0))):
+        raise ArtifactError(
+            f"{run_dir / WEIGHTS} holds weights that are not finite numbers "
+            f"({', '.join(broken[:3]) or 'fallback_global_mean'}): the model would answer NaN; "
+            "retrain it (with a smaller lr if training diverged)"
+        )
     try:
         model = build_model(
             run["model"], n_users, n_items, tuple(run["rating_scale"]), run["model_config"]

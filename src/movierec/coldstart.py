@@ -1,14 +1,24 @@
 """Cold start: scores for a visitor the model has never seen, from a handful of their ratings.
 
-The trained model stays frozen; only a fresh user representation is fitted to the visitor's
-ratings (``fold-in``), then every item is scored with it. How is the model's business
-(:meth:`movierec.models.base.RatingModel.fold_in`, named by its ``fold_in_method``): a ridge
-solve for MF, capped Adam steps for the EmbeddingNet, the visitor's bias for the rest. This
-module validates the visitor's input (the one place that does, for HTTP and Python alike),
-encodes it and asks the model.
+The trained model stays frozen; only a fresh user representation is fitted to the visitor
+(``fold-in``), then every item is scored with it. Which fit depends on how the run was trained
+(:attr:`Recommender.objective`) and on what the model declares
+(:mod:`movierec.models.base`):
 
-Every function returns predicted ratings for the whole catalogue, clipped to the rating scale;
-the caller leaves the items the visitor rated out of the ranking.
+- a ``rating`` run: the model's :meth:`~movierec.models.base.RatingModel.fold_in`, named by
+  its ``fold_in_method``: a ridge solve for MF, capped Adam steps for the EmbeddingNet, the
+  visitor's bias for the rest;
+- a run that ranks (``bpr``, ``bce``, ``softmax``, ``joint``, or a ranking-only model): the
+  closed form where the model has one (``fold_in_history``: EASE's exact ``x B``, popularity),
+  else a few Adam steps of the run's ranking loss (:data:`RANKING_FOLD_IN_LOSS`) on the fresh
+  vector the model's ranking score reads (``visitor_ranker``: MF's user factors, a ranking
+  tower's user factors, the EmbeddingNet's user embedding): every rated item a positive
+  against every unrated item, as training treats rated pairs; a ``joint`` run also takes the
+  rating fold-in, for the ratings its lists show.
+
+This module validates the visitor's input (the one place that does, for HTTP, the command line
+and Python alike), encodes it and asks the model. :meth:`Recommender.recommend_for_ratings`
+ranks what :func:`visitor_scores` returns; :func:`fold_in_user` is the rating fold-in alone.
 """
 
 from __future__ import annotations
@@ -17,21 +27,143 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isfinite
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from movierec.errors import ConfigError, UnknownIdError
-from movierec.models.base import FoldInOptions
-from movierec.recommend import Recommender
+from movierec.models.base import FoldInOptions, VisitorRanker
+from movierec.train.objectives import RANKING_LOSSES
+
+if TYPE_CHECKING:
+    from movierec.recommend import Recommender
 
 MAX_RATINGS = 1000  # a visitor's ratings in one request; keeps fold-in cheap and bounded
 
 
+RANKING_FOLD_IN_LOSS = {"bpr": "bpr", "bce": "bce", "softmax": "softmax", "joint": "bce"}
+"""The loss a ranking fold-in fits, by the run's objective (``joint``: its default ranking
+half; a ranking-only model trained in closed form, objective ``rating``: BPR)."""
+
+
 def fold_in_method(recommender: Recommender) -> str:
-    """A short name of the fold-in :func:`fold_in_user` uses for this recommender's model."""
-    return recommender.model.fold_in_method
+    """A short name of the fold-in :func:`visitor_scores` uses for this recommender: the
+    model's ``fold_in_method`` for a rating run, its ``ranking_fold_in_method`` for a run that
+    ranks (``adam`` named with its loss, e.g. ``bpr-adam``), both for ``joint``."""
+    model = recommender.model
+    if recommender.objective == "rating" and recommender.predicts_ratings:
+        return model.fold_in_method
+    ranking = model.ranking_fold_in_method
+    if ranking == "adam":
+        ranking = f"{RANKING_FOLD_IN_LOSS.get(recommender.objective, 'bpr')}-adam"
+    return f"{model.fold_in_method}+{ranking}" if recommender.predicts_ratings else ranking
+
+
+@dataclass(frozen=True)
+class VisitorScores:
+    """A visitor's scores of the whole catalogue, in item-index order.
+
+    Attributes:
+        rated: int64 ``[m]`` the items the visitor rated.
+        key: float32 ``[n_items]`` what ranks: the unclipped predicted rating of a ``rating``
+            run, the ranking score of a run that ranks.
+        shown: float32 ``[n_items]`` what a list shows: the predicted rating clipped to the
+            scale where the run predicts ratings, else ``key``.
+    """
+
+    rated: torch.Tensor
+    key: torch.Tensor
+    shown: torch.Tensor
+
+
+def visitor_scores(
+    recommender: Recommender,
+    item_ids: Sequence[Any],
+    ratings: Sequence[float],
+    options: FoldInOptions | None = None,
+) -> VisitorScores:
+    """Fold a visitor in as the run was trained (module doc) and score every item.
+
+    Raises:
+        UnknownItemError: An item the model never saw (the message names it).
+        ConfigError: No ratings, too many, lengths that differ, a duplicate item or a rating
+            outside the scale (:class:`RatingScaleError`).
+    """
+    items, values = _encode(recommender, item_ids, ratings)
+    options = options or FoldInOptions()
+    model = recommender.model
+    rating = None
+    if recommender.predicts_ratings:
+        rating = model.fold_in(
+            items, values, recommender.fallback, options, recommender.item_side()
+        ).float()
+    if rating is not None and recommender.objective == "rating":
+        key = rating
+    else:
+        key = ranking_fold_in(recommender, items, values, options)
+    shown = key if rating is None else rating.clamp(*recommender.rating_scale)
+    return VisitorScores(items, key, shown)
+
+
+def ranking_fold_in(
+    recommender: Recommender, items: torch.Tensor, values: torch.Tensor, options: FoldInOptions
+) -> torch.Tensor:
+    """A visitor's ranking scores ``[n_items]`` (float32) for a run that ranks (module doc)."""
+    model = recommender.model
+    with torch.inference_mode():
+        exact = model.fold_in_history(items)
+    if exact is not None:
+        return exact.float()
+    ranker = model.visitor_ranker(recommender.item_side())
+    if ranker is None:  # no user vector: the rating fold-in's order (biases)
+        return model.fold_in(
+            items, values, recommender.fallback, options, recommender.item_side()
+        ).float()
+    loss = RANKING_FOLD_IN_LOSS.get(recommender.objective, "bpr")
+    user = fit_visitor_vector(ranker, items, loss, options)
+    with torch.no_grad():
+        return ranker.scores(user).float()
+
+
+def fit_visitor_vector(
+    ranker: VisitorRanker, items: torch.Tensor, loss: str, options: FoldInOptions
+) -> torch.Tensor:
+    """Adam steps of ``loss`` (rated items vs every unrated one) on a fresh user vector.
+
+    The vector starts at ``ranker.start`` and is pulled back toward it by the larger of the
+    model's L2 and ``options.l2``; the vector with the lowest loss is kept. Deterministic: no
+    sampling (every unrated item is a negative) and no wall-clock cap (``options.max_seconds``
+    is ignored: all ``options.steps`` run), so a visitor's list is the same from Python, the
+    command line and HTTP whatever the machine's load.
+
+    Returns:
+        float32 ``[d]`` the fitted vector (detached).
+    """
+    start = ranker.start.detach().clone().float()
+    with torch.no_grad():
+        unrated = torch.ones(ranker.scores(start).shape[0], dtype=torch.bool)
+    unrated[items] = False
+    if not unrated.any():  # nothing left to rank above or below
+        return start
+    criterion, reg = RANKING_LOSSES[loss], max(ranker.reg, options.l2)
+    user = start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([user], lr=options.lr)
+    best, best_loss = start.clone(), float("inf")
+    for _ in range(options.steps):
+        with torch.enable_grad():
+            scores = ranker.scores(user)
+            negative = scores[unrated][None, :]
+            if loss == "softmax":  # each rated item against the whole unrated catalogue
+                negative = negative.expand(len(items), -1)
+            value = criterion(scores[items], negative) + reg * torch.sum((user - start) ** 2)
+            # Gradients for the visitor only: nothing accumulates on the frozen weights.
+            (grad,) = torch.autograd.grad(value, [user])
+        if float(value.detach()) < best_loss:
+            best_loss, best = float(value.detach()), user.detach().clone()
+        user.grad = grad
+        optimiser.step()
+    return best
 
 
 def fold_in_user(
@@ -85,21 +217,15 @@ class VisitorTopK:
 def visitor_top_k(
     recommender: Recommender, item_ids: Sequence[Any], ratings: Sequence[float], k: int
 ) -> VisitorTopK:
-    """:func:`fold_in_user`, then the ``k`` best items the visitor has not rated.
+    """The ``k`` best items the visitor has not rated, as
+    :meth:`Recommender.recommend_for_ratings` ranks them, with how the fit went.
 
-    Raises what :func:`fold_in_user` raises.
+    Raises what :func:`visitor_scores` raises.
     """
     started = time.perf_counter()
-    scores = fold_in_user(recommender, item_ids, ratings)
+    items, scores = recommender.top_for_ratings(item_ids, ratings, k)
     fit_seconds = time.perf_counter() - started
-    rated = recommender.encoder.encode_items(np.asarray(list(item_ids), dtype=object))
-    with torch.inference_mode():
-        scores = scores.clone()
-        scores[torch.from_numpy(rated)] = float("-inf")
-        top = torch.topk(scores, min(k, recommender.encoder.n_items - len(rated)))
-    return VisitorTopK(
-        top.indices.tolist(), top.values.tolist(), fold_in_method(recommender), fit_seconds
-    )
+    return VisitorTopK(items.tolist(), scores.tolist(), fold_in_method(recommender), fit_seconds)
 
 
 class UnknownItemError(UnknownIdError):

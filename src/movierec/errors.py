@@ -12,6 +12,11 @@ class MovieRecError(Exception):
     """Base class of every error a user can cause and fix."""
 
 
+class MovieRecWarning(UserWarning):
+    """Data a model can use but should not be trusted with as it is (the command line prints it
+    as one ``warning:`` line)."""
+
+
 class ConfigError(MovieRecError):
     """An option or configuration value is invalid."""
 
@@ -46,6 +51,11 @@ class UnknownIdsError(UnknownIdError, ValueError):
 
 class ArtifactError(MovieRecError):
     """A run directory is missing, incomplete, tampered with or inconsistent."""
+
+
+class TrainingError(MovieRecError):
+    """Training diverged: its loss or weights stopped being finite numbers (the message names the
+    epoch and what to try, usually a smaller learning rate). Nothing is saved as a run."""
 
 
 class TrainingInterrupted(MovieRecError):

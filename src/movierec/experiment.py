@@ -15,6 +15,7 @@ evaluates on the test set and writes the run directory (see :mod:`movierec.train
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ import pandas as pd
 from movierec.config import Job, ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.metadata import with_metadata
-from movierec.data.splits import NO_TEST, make_split
-from movierec.errors import ArtifactError, ConfigError
+from movierec.data.splits import NO_TEST, check_split, make_split
+from movierec.errors import ArtifactError, ConfigError, TrainingError
 from movierec.evaluate.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.recommend import Recommender
@@ -158,9 +159,21 @@ def train_model(
     started = time.perf_counter()
     metrics = evaluate(recommender, split.train, split.test, k=job.k, threshold=threshold)
     evaluation_seconds = time.perf_counter() - started
+    _refuse_nan(metrics, job.spec.name)
     run = TrainedRun(job, prepared, recommender, {})
     run.metrics = summary(run, metrics, evaluation_seconds)
     return run
+
+
+def _refuse_nan(metrics: Mapping[str, Any], model: str) -> None:
+    """A TrainingError when a test metric is NaN or infinite: never reported, never saved."""
+    not_numbers = [n for n, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not_numbers:
+        raise TrainingError(
+            f"the test {', '.join(not_numbers)} of {model} came out as no number (NaN or "
+            "infinite): the model answers NaN for some test ratings, so nothing is reported or "
+            "saved; retrain with a smaller lr in [train], or report it as a bug if that persists"
+        )
 
 
 def _rating_best(result: FitResult) -> dict[str, int]:
@@ -466,8 +479,10 @@ def evaluate_run(
     chosen = make_split(
         dataset.ratings, split or default_split(dataset), layout=dataset.layout, seed=seed
     )
+    check_split(chosen)  # an empty test part would score nothing (NaN)
     threshold = default_relevance(chosen.name) if relevance == "default" else relevance
     metrics = evaluate(recommender, chosen.train, chosen.test, k=k, threshold=threshold)
+    _refuse_nan(metrics, run["model"])
     return {
         "model": run["model"],
         "dataset": dataset.name,

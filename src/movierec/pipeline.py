@@ -11,6 +11,7 @@ is written once.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,9 @@ import torch
 from movierec.config import ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
 from movierec.data.encoder import IdEncoder
-from movierec.data.splits import Split, carve_validation, make_split
+from movierec.data.splits import Split, carve_validation, check_split, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, DataError, MovieRecWarning
 from movierec.models import RatingModel, build_model
 from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
@@ -64,9 +65,39 @@ class Prepared:
 def prepare(
     data: RatingsData, split: str | None, *, seed: int, validation_fraction: float
 ) -> Prepared:
-    """Split, carve the validation set from the training part, encode, and tensorise."""
+    """Split, carve the validation set from the training part, encode, and tensorise.
+
+    Raises:
+        DataError: A part the model needs is empty (training, test, validation carve-out), or
+            the training part holds a single item. Every training rating equal is a
+            :class:`~movierec.errors.MovieRecWarning`: a ranking objective can use it, a rating
+            model learns only that constant.
+    """
     chosen = make_split(data.ratings, split or default_split(data), layout=data.layout, seed=seed)
-    return prepare_split(data, chosen, seed=seed, validation_fraction=validation_fraction)
+    check_split(chosen)
+    prepared = prepare_split(data, chosen, seed=seed, validation_fraction=validation_fraction)
+    _check_fit_part(prepared)
+    return prepared
+
+
+def _check_fit_part(prepared: Prepared) -> None:
+    """Refuse a training part with nothing to rank; warn when it holds one rating value."""
+    fit_part = prepared.fit_tensors
+    if prepared.encoder.n_items < 2:
+        raise DataError(
+            f"the training part of split {prepared.split.name} rates only "
+            f"{prepared.encoder.n_items} item ({len(fit_part)} ratings): every list would be "
+            "that one item; use data with more items"
+        )
+    ratings = fit_part.rating
+    if len(ratings) and bool((ratings == ratings[0]).all()):  # torch tensor [n_fit]
+        warnings.warn(
+            f"every one of the {len(ratings)} training ratings is {float(ratings[0]):g}: a rating "
+            "model can only learn that constant; fine for --objective bpr/bce on implicit "
+            "feedback, otherwise use data with more than one rating value",
+            MovieRecWarning,
+            stacklevel=3,
+        )
 
 
 def prepare_split(
@@ -78,6 +109,19 @@ def prepare_split(
     the model learns from.
     """
     fit_frame, valid_frame = carve_validation(chosen.train, validation_fraction, seed)
+    if fit_frame.empty:
+        raise DataError(
+            f"the validation carve-out ({validation_fraction:g}) took all {len(chosen.train)} "
+            f"training ratings of split {chosen.name}; use more ratings or a smaller "
+            "validation_fraction in [train]"
+        )
+    if validation_fraction > 0 and valid_frame.empty:
+        raise DataError(
+            f"the validation carve-out ({validation_fraction:g} of the {len(chosen.train)} "
+            f"training ratings of split {chosen.name}) is empty, so early stopping has nothing "
+            "to judge; use more ratings, a larger validation_fraction in [train], or "
+            "validation_fraction = 0 with a fixed number of epochs"
+        )
     encoder = IdEncoder.fit(fit_frame)
     fit_tensors = RatingTensors.from_frame(fit_frame, encoder)
     del fit_frame

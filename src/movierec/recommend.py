@@ -11,6 +11,11 @@ scores that only order items: :meth:`top_n` returns them raw (unclipped, labelle
 and :meth:`Recommender.predict` raises :class:`MovieRecError` saying the run predicts scores,
 not ratings (:attr:`Recommender.predicts_ratings` tells which case holds).
 
+A visitor the model never saw gets a list from a handful of ratings
+(:meth:`Recommender.recommend_for_ratings`: the fold-in of :mod:`movierec.coldstart`, as the
+run was trained), and :meth:`Recommender.explain` says which rated items a recommendation came
+from.
+
 Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`);
 :meth:`Recommender.top_indices` then ranks the stored rows, bit for bit what it would compute.
 
@@ -25,7 +30,7 @@ Unknown-ID policy (documented in README):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,11 +38,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from movierec.coldstart import fold_in_method, visitor_scores
 from movierec.config import ModelSpec, check_rank_by
 from movierec.data.encoder import IdEncoder, normalise_ids
 from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
-from movierec.models.base import RatingModel
+from movierec.models.base import FoldInOptions, RatingModel
 from movierec.models.bias import Biases
 from movierec.similarity import (
     DEFAULT_SIMILARITY,
@@ -507,6 +513,110 @@ class Recommender:
             }
         )
 
+    # -- a visitor the model never saw, and explanations --------------------------------------
+
+    @property
+    def fold_in_method(self) -> str:
+        """How a visitor is folded in (:func:`movierec.coldstart.fold_in_method`)."""
+        return fold_in_method(self)
+
+    def top_for_ratings(
+        self,
+        item_ids: Any,
+        ratings: Any,
+        k: int,
+        *,
+        options: FoldInOptions | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A visitor's top-``k`` ``(item_idx [k] int64, score [k] float32)``, best first.
+
+        The fold-in is :func:`movierec.coldstart.visitor_scores`; items are ranked by its
+        unclipped key (ties: the lower item index first), the visitor's rated items left out,
+        and each shows the clipped predicted rating where the run predicts ratings, else its
+        ranking score. :meth:`recommend_for_ratings` is this with raw IDs and titles.
+        """
+        _check_k(k)
+        found = visitor_scores(self, list(item_ids), list(ratings), options)
+        key = found.key.clone()
+        key[found.rated] = float("-inf")
+        order = torch.sort(key, descending=True, stable=True).indices
+        order = order[: min(k, self.model.n_items - len(found.rated))]
+        return order, found.shown[order]
+
+    def recommend_for_ratings(
+        self, ratings: Any, k: int = 10, *, options: FoldInOptions | None = None
+    ) -> list[Recommendation]:
+        """The ``k`` best items for a visitor the model never saw, from their ratings.
+
+        The model is not changed: a fresh user is folded in as the run was trained (a rating
+        fold-in for rating runs, a ranking-loss fold-in for bpr/bce/softmax/joint runs, EASE's
+        exact ``x B``; see :mod:`movierec.coldstart`). ``movierec recommend RUN --ratings`` and
+        ``POST /recommendations`` call this, so all three give the same list.
+
+        Args:
+            ratings: The visitor's ratings: a mapping of raw item ID -> rating, or a DataFrame
+                with an ``item`` (or ``item_id``) and a ``rating`` column.
+            k: How many items (1..1000); fewer when the unrated items run out.
+            options: The fold-in's budget (steps, learning rate, pull, time cap).
+
+        Returns:
+            A list like :meth:`top_n`'s, best first, never an item the visitor rated: ``score``
+            is the predicted rating clipped to the scale where the run predicts ratings, else
+            the ranking score.
+
+        Raises:
+            UnknownIdError: An item the model never saw (the message names it).
+            ConfigError: No ratings, more than 1000, a repeated item, a rating outside the
+                scale, or a frame without the columns.
+        """
+        item_ids, values = _visitor_ratings(ratings)
+        items, scores = self.top_for_ratings(item_ids, values, k, options=options)
+        return self._as_recommendations(items, scores)
+
+    def explain(self, user_id: Any, item_id: Any, n: int = 3) -> list[Recommendation]:
+        """The user's rated items that contributed most to their score of ``item_id``.
+
+        - EASE: exact. Rated item ``j`` contributes ``B[j, item]`` and the contributions of all
+          the user's rated items sum to the user's score of the item (``n`` at least the number
+          rated returns them all).
+        - Other models with item vectors (MF, the EmbeddingNet, ...): not a share of the score
+          but the user's rated items nearest to ``item_id`` by cosine of the model's item
+          vectors (:meth:`RatingModel.item_vectors`); the weight is that cosine.
+        - Models without item vectors (biases, popularity, mean): nearest by Jaccard
+          co-occurrence in training.
+
+        Args:
+            user_id: A raw user ID the model knows.
+            item_id: A raw item ID the model knows (normally one recommended to the user).
+            n: How many rated items, at least 1.
+
+        Returns:
+            Up to ``n`` rated items, largest weight first (ties: the lower item index), each a
+            :class:`Recommendation` whose ``score`` is the contribution or the similarity.
+
+        Raises:
+            UnknownIdError: A user or item the model never saw.
+            ConfigError: ``n`` below 1.
+        """
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        user, item = self.encoder.user_index(user_id), self.encoder.item_index(item_id)
+        rated, weights = self.explain_indices(user, item, n)
+        return self._as_recommendations(rated, weights)
+
+    @torch.inference_mode()
+    def explain_indices(self, user: int, item: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`explain` on indices: ``(item_idx [<=n] int64, weight [<=n] float32)``."""
+        exact = self.model.explain_weights(user, item)
+        if exact is not None:
+            rated, weights = exact[0], exact[1].float()
+        else:
+            rated = self.seen.items_of(user)
+            kind = "cosine" if self.model.item_vectors() is not None else "jaccard"
+            weights = self.similarity_source(kind).rows(torch.tensor([item]))[0][rated].float()
+        order = torch.sort(weights, descending=True, stable=True).indices[:n]
+        return rated[order], weights[order]
+
     @torch.inference_mode()
     def similar_items(
         self, item_id: Any, k: int = 10, *, similarity: str | None = None
@@ -557,6 +667,33 @@ class Recommender:
 def _check_k(k: int) -> None:
     if not 1 <= k <= 1000:
         raise ConfigError(f"k must be between 1 and 1000, got {k}")
+
+
+def _visitor_ratings(ratings: Any) -> tuple[list[Any], list[float]]:
+    """A visitor's ratings, a mapping or a frame, as item IDs and ratings (checked later)."""
+    if isinstance(ratings, pd.DataFrame):
+        column = next((c for c in ("item", "item_id") if c in ratings.columns), None)
+        if column is None or "rating" not in ratings.columns:
+            raise ConfigError(
+                f"a visitor's ratings need an item (or item_id) and a rating column; got "
+                f"{', '.join(map(str, ratings.columns)) or 'no columns'}"
+            )
+        values = pd.to_numeric(ratings["rating"], errors="coerce").astype(float)
+        return [_plain(i) for i in ratings[column].tolist()], values.tolist()
+    if isinstance(ratings, Mapping):
+        return list(ratings.keys()), [_number(v) for v in ratings.values()]
+    raise ConfigError(
+        f"give a visitor's ratings as a mapping item -> rating or a DataFrame with item and "
+        f"rating columns, not {type(ratings).__name__}"
+    )
+
+
+def _number(value: Any) -> float:
+    """A rating as a float; NaN (refused as off the scale, naming the item) when not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _ids(values: Any) -> np.ndarray:

@@ -59,6 +59,8 @@ PRUNER_STARTUP_TRIALS = 5  # trials that always finish before the median pruner 
 # say more about the learning rate's speed than about where a trial ends.
 PRUNER_WARMUP_EPOCHS = 3
 
+TUNED_BY = "Tuned by `movierec tune`"  # the first line of every best config it writes
+
 
 @dataclass(frozen=True)
 class Dimension:
@@ -408,7 +410,7 @@ def tune(
         train_options,
     )
     header = [
-        f"Tuned by `movierec tune` (Optuna TPE, median pruning) on {data.name} split "
+        f"{TUNED_BY} (Optuna TPE, median pruning) on {data.name} split "
         f"{prepared.split.name}, seed {options.seed};",
         "every trial scored on the validation carve-out of the training part (never the test set).",
         f"study: {study_name} ({_shown(study_dir / STUDY_FILE)})",
@@ -427,7 +429,10 @@ def tune(
         header,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    from movierec.artifacts import atomic_write  # torch-heavy: only once there is a result
+
+    with atomic_write(out, encoding="utf-8") as handle:  # an old best config stays until then
+        handle.write(text)
     return result
 
 
@@ -436,6 +441,16 @@ def _best_value(study: Any) -> float | None:
         return float(study.best_value)
     except ValueError:  # no completed trial yet
         return None
+
+
+def written_by_tune(path: Path) -> bool:
+    """Whether ``path`` is a best config that ``movierec tune`` wrote (its first line says so):
+    a later call of the study may rewrite it; any other file is the user's."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().startswith(f"# {TUNED_BY}")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def render_config(

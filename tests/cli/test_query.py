@@ -132,3 +132,22 @@ def test_a_run_on_all_of_ml100k_recommends_only_unrated_movies_to_every_user(tmp
         assert (health["split"], health["n_users"]) == ("none", 943)
         listed = client.get("/users/1/recommendations").json()
         assert listed and client.get("/").status_code == 200
+
+
+def test_recommend_all_out_refuses_an_existing_file_unless_overwrite(run_dir, tmp_path):
+    out = tmp_path / "recs.csv"
+    out.write_text("keep me\n")
+    args = ["recommend", str(run_dir), "--all", "-k", "2", "-q", "--out", str(out)]
+    fails_cleanly(args, "already exists; add --overwrite")
+    assert out.read_text() == "keep me\n"
+    result = runner.invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("user,rank,item")
+
+
+def test_predict_pairs_out_refuses_an_existing_file_unless_overwrite(run_dir, tmp_path):
+    pairs, out = tmp_path / "pairs.csv", tmp_path / "preds.csv"
+    pairs.write_text("user,item\n1,1\n")
+    out.write_text("keep me\n")
+    fails_cleanly(["predict", str(run_dir), "--pairs", str(pairs), "--out", str(out)], "exists")
+    assert out.read_text() == "keep me\n"

@@ -156,3 +156,81 @@ def test_train_items_names_any_item_file_and_its_titles_reach_the_run(ratings_fi
     saved = json.loads((tmp_path / "run" / "items.json").read_text(encoding="utf-8"))
     assert saved[0]["title"] == f"Film {ids[0]}" and saved[0]["genres"] == "Drama"
     fails_cleanly([*args, "--item-columns", "sku,nope"], "has no column 'nope'")
+
+
+def test_a_diverged_run_is_one_line_and_never_saved(ratings_file, tmp_path):
+    config = tmp_path / "huge-lr.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nlr = 1e30\nepochs = 20\n')
+    args = ["train", "--data", str(ratings_file), "--config", str(config)]
+    message = fails_cleanly([*args, "--out", str(tmp_path / "r"), "-q"], "diverged in epoch")
+    assert "smaller lr" in message and "nan" not in message.split("epoch")[0]
+    assert not (tmp_path / "r" / "manifest.json").exists()  # nothing loadable was written
+
+
+def test_a_two_row_file_is_refused_in_one_line_without_numpy_warnings(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,movie,stars\n1,10,4\n2,11,3\n")
+    message = fails_cleanly(["train", "--data", str(path), "-q"], "no ratings in the test part")
+    assert "Mean of empty slice" not in message and "nan" not in message
+
+
+def test_one_rating_value_everywhere_warns_in_one_line(tmp_path):
+    path = tmp_path / "fours.csv"
+    rows = [f"{u},{i},4" for u in range(1, 31) for i in range(u % 9 + 1, u % 9 + 9)]
+    path.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+    args = ["train", "--data", str(path), "--model", "mf", "--epochs", "1", "--rating-scale"]
+    result = runner.invoke(app, [*args, "1,5", "-q", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().startswith("warning: every one of the")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_out_refuses_an_existing_run_and_overwrite_replaces_it_atomically(ratings_file, tmp_path):
+    from movierec.artifacts import load_run, sha256_of
+
+    run = tmp_path / "r"
+    base = ["train", "--data", str(ratings_file), "--epochs", "1", "-q", "--out", str(run)]
+    assert runner.invoke(app, [*base, "--model", "mf"]).exit_code == 0
+    weights = sha256_of(run / "weights.safetensors")
+    fails_cleanly([*base, "--model", "bias"], "already holds a run; add --overwrite")
+    assert sha256_of(run / "weights.safetensors") == weights
+    # An overwrite that fails (training diverges) leaves the old run whole and loadable.
+    config = tmp_path / "huge-lr.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nlr = 1e30\nepochs = 5\n')
+    huge = ["train", "--data", str(ratings_file), "--config", str(config), "--out", str(run)]
+    fails_cleanly([*huge, "--overwrite", "-q"], "diverged")
+    assert load_run(run)[1]["model"] == "mf"
+    assert sha256_of(run / "weights.safetensors") == weights
+    result = runner.invoke(app, [*base, "--model", "bias", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert load_run(run)[1]["model"] == "bias"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_out_over_a_checkpoint_says_resume_and_a_foreign_folder_is_never_replaced(
+    ratings_file, tmp_path
+):
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.safetensors").write_bytes(b"x")
+    base = ["train", "--data", str(ratings_file), "--model", "bias", "-q", "--out"]
+    fails_cleanly([*base, str(interrupted)], "--resume")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("keep me")
+    fails_cleanly([*base, str(notes), "--overwrite"], "not a movierec run directory")
+    assert (notes / "thesis.txt").read_text() == "keep me"
+
+
+def test_compare_out_refuses_existing_runs_unless_overwrite(ratings_file, tmp_path):
+    base = ["compare", "--data", str(ratings_file), "--models", "bias,mean", "-q"]
+    assert runner.invoke(app, [*base, "--out", str(tmp_path)]).exit_code == 0
+    fails_cleanly([*base, "--out", str(tmp_path)], "already holds a run")
+    result = runner.invoke(app, [*base, "--out", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 0, result.output
+
+
+def test_evaluate_on_a_split_with_an_empty_test_part_is_one_line(run_dir, tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,item,rating\n1,1,4\n2,2,3\n")
+    fails_cleanly(["evaluate", str(run_dir), "--data", str(path)], "no ratings in the test part")

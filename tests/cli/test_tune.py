@@ -57,3 +57,11 @@ def test_benchmark_errors_are_one_line_and_exit_2(ratings_file, tmp_path, monkey
     fails_cleanly([*base, "--models", "bias", "--surprise", "SVDX"], "unknown Surprise model")
     monkeypatch.setitem(sys.modules, "surprise", None)
     fails_cleanly([*base, "--models", "bias", "--surprise", "SVD"], "bench extra")
+
+
+def test_tune_out_refuses_an_existing_file_unless_overwrite(ratings_file, tmp_path):
+    out = tmp_path / "best.toml"
+    out.write_text("# keep me\n")
+    args = ["tune", "--data", str(ratings_file), "--config", str(tmp_path / "s.toml")]
+    fails_cleanly([*args, "--out", str(out)], "already exists; add --overwrite")
+    assert out.read_text() == "# keep me\n"

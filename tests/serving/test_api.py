@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from movierec.artifacts import WEIGHTS, load_run
@@ -419,3 +420,20 @@ def test_served_scores_are_finite_for_every_user(client, recommender):
     for user in recommender.encoder.user_ids[:10]:
         items = client.get(f"/users/{user}/recommendations?k=3").json()["items"]
         assert np.isfinite([i["predicted_rating"] for i in items]).all()
+
+
+def test_health_is_not_ready_when_the_model_answers_nan(run_dir, monkeypatch):
+    import movierec.serving.app as serving_app
+
+    def diverged(path):
+        recommender, run = load_run(path)
+        with torch.no_grad():
+            for parameter in recommender.model.parameters():
+                parameter.fill_(float("nan"))
+        return recommender, run
+
+    monkeypatch.setattr(serving_app, "load_run", diverged)
+    with TestClient(create_app(run_dir)) as nan_client:
+        response = nan_client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not-ready"

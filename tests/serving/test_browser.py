@@ -88,6 +88,12 @@ def test_a_person_uses_the_page(page, base_url):
     expect(page.get_by_test_id("recs-status")).to_contain_text(f"Top 10 for user {USER}")
     titles = page.get_by_test_id("rec-item-title").all_inner_texts()
     assert all(t.strip() for t in titles)
+    # Each recommendation says which of the user's movies it came from.
+    expect(page.get_by_test_id("because")).to_have_count(10)
+    assert all(
+        t.startswith("because you liked ") and len(t) > len("because you liked ")
+        for t in page.get_by_test_id("because").all_inner_texts()
+    )
 
     # Click a movie: similar movies appear.
     first = titles[0]

@@ -47,6 +47,7 @@ def test_without_one_process_group_the_collectives_are_no_ops():
     assert not distributed.is_distributed()
     assert distributed.all_reduce_sum(torch.tensor([2.0])).item() == 2.0
     assert distributed.broadcast_flag(True) is True
+    assert distributed.any_rank(False) is False
     assert distributed.without_option(["train", "--nproc", "2", "--nproc=3", "-q"], "--nproc") == [
         "train",
         "-q",
@@ -184,3 +185,13 @@ def test_row_wise_run_under_torchrun_loads_in_one_process(ratings_file, tmp_path
     single = runner.invoke(app, ["train", *args])
     assert single.exit_code == 0, single.output
     assert two["rmse"] == pytest.approx(json.loads(single.stdout)["rmse"], abs=0.01)
+
+
+def test_a_diverging_run_stops_every_rank_and_saves_nothing(ratings_file, tmp_path):
+    config = tmp_path / "huge-lr.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nlr = 1e30\nepochs = 5\n')
+    args = ["--data", str(ratings_file), "--config", str(config), "--threads", "1", "-q"]
+    done = _torchrun([*args, "--out", str(tmp_path / "r")])
+    assert done.returncode != 0
+    assert "training diverged in epoch" in done.stderr
+    assert not (tmp_path / "r" / MANIFEST).exists()

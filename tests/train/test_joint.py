@@ -50,7 +50,7 @@ def test_only_rating_and_joint_predict_ratings():
         ({"ranking_weight": -1.0}, "ranking_weight must be a number >= 0"),
         ({"ranking_weight": math.nan}, "ranking_weight must be a number >= 0"),
         ({"joint_ranking_loss": "hinge"}, "joint_ranking_loss must be one of bpr, bce"),
-        ({"objective": "pairs"}, "objective must be one of rating, bpr, bce, joint"),
+        ({"objective": "pairs"}, "objective must be one of rating, bpr, bce, softmax, joint"),
     ],
 )
 def test_joint_options_are_validated(options, message):

@@ -8,7 +8,7 @@ import torch
 
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.tensors import RatingTensors
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, TrainingError
 from movierec.models import build_model
 from movierec.train import cheap_dropout, fit, learning_rate, predict_tensors
 from tests.factories import fit_and_held_out
@@ -188,3 +188,9 @@ def test_epoch_lines_go_to_the_movierec_logger_even_without_progress(data, caplo
     assert len(epochs) == len(result.history) == 2
     assert "train MSE" in epochs[0] and "valid RMSE" in epochs[0]
     assert lines[0].startswith("training mf on") and lines[-1].startswith("trained 2 epochs")
+
+
+def test_a_diverging_run_stops_with_the_epoch_and_a_smaller_lr_to_try(data):
+    encoder, train, valid = data
+    with pytest.raises(TrainingError, match=r"diverged in epoch \d+: .*smaller lr .*1e\+30"):
+        fit(make("mf", encoder), train, valid, TrainConfig(epochs=5, lr=1e30), QUIET)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from movierec.cli.options import JSON, QUIET
+from movierec.cli.options import JSON, OVERWRITE, QUIET
 from movierec.cli.output import out, print_json, user_errors
 from movierec.errors import ConfigError
 
@@ -61,6 +61,7 @@ def synth(
     items: int = typer.Option(59_047, "--items", help="Items (IDs 1..N)."),
     ratings: int = typer.Option(25_000_000, "--ratings", help="Ratings to write."),
     out_path: Path = typer.Option(..., "--out", help="File to write (a folder for netflix)."),
+    overwrite: bool = OVERWRITE,
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     fmt: str = typer.Option("parquet", "--format", help="parquet, csv or netflix."),
     chunk_size: int = typer.Option(2_000_000, "--chunk-size", help="Ratings per chunk."),
@@ -68,8 +69,10 @@ def synth(
     quiet: bool = QUIET,
 ) -> None:
     """Write synthetic MovieLens-shaped ratings (Parquet, CSV or the Netflix layout)."""
+    from movierec.artifacts import check_out_file
     from movierec.data.synthetic import write_synthetic
 
+    check_out_file(out_path, overwrite)
     try:
         stats = write_synthetic(
             out_path,

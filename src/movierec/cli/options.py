@@ -7,6 +7,9 @@ of :mod:`movierec.experiment` (columns, data policies, objective, relevance, run
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -113,7 +116,64 @@ FAST = typer.Option(
 COMPILE = typer.Option(
     False, "--compile", help="torch.compile the training step (pays on GPUs, not on small CPUs)."
 )
+OVERWRITE = typer.Option(
+    False,
+    "--overwrite",
+    help="Replace what --out names when it exists (the old one is kept whole until the new one "
+    "is complete); without it an existing --out is refused.",
+)
 RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.")
+
+
+# The range of every numeric flag, by flag, checked before a command does any work: (lowest,
+# highest, whether the lowest itself is allowed). A flag that means another thing in another command
+# (train --items is a file, synth --items a count) is only checked where its value is a number.
+NUMBER_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "--seed": (0, 2**63 - 1, True),
+    "--k": (1, 1000, True),  # as long as a Recommender makes (recommend._check_k)
+    "--epochs": (0, None, True),
+    "--negatives": (1, None, True),
+    "--threads": (1, None, True),
+    "--workers": (1, None, True),
+    "--nproc": (1, None, True),
+    "--port": (1, 65535, True),
+    "--trials": (1, None, True),
+    "--seeds": (1, None, True),
+    "--users": (1, None, True),
+    "--items": (1, None, True),
+    "--ratings": (1, None, True),
+    "--chunk-size": (1, None, True),
+    "--checkpoint-minutes": (0, None, False),
+}
+
+
+def check_numbers(command: Callable[..., Any], values: dict[str, Any]) -> None:
+    """One ConfigError naming the first numeric flag of ``command`` outside its range.
+
+    The boundary check of every command (:func:`movierec.cli.output.user_errors` calls it before
+    the command runs): a bad ``--seed`` or ``--port`` is one line and exit code 2 rather than a
+    traceback from deep inside numpy or uvicorn.
+    """
+    for name, parameter in inspect.signature(command).parameters.items():
+        value = values.get(name)
+        declared = getattr(parameter.default, "param_decls", None) or ()
+        flag = next((d for d in declared if d.startswith("--")), None)
+        if flag not in NUMBER_RANGES or isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float)):
+            continue
+        low, high, low_allowed = NUMBER_RANGES[flag]
+        inside = math.isfinite(value) and (value >= low if low_allowed else value > low)
+        if high is not None:
+            inside = inside and value <= high
+        if not inside:
+            raise ConfigError(f"{flag} must be {_range_text(low, high, low_allowed)}, got {value}")
+
+
+def _range_text(low: float, high: float | None, low_allowed: bool) -> str:
+    if high is not None:
+        return f"between {low} and {high}"
+    return f"at least {low}" if low_allowed else f"greater than {low}"
 
 
 def run_options(

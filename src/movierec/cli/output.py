@@ -1,6 +1,7 @@
 """What the commands print: one-line errors, JSON documents and Rich tables.
 
-Errors users can cause print one line (``error: ...``) on stderr and exit with code 2.
+Errors users can cause print one line (``error: ...``) on stderr and exit with code 2; warnings
+print one line (``warning: ...``).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,12 +28,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(command: F) -> F:
-    """Turn the project's own errors into one clear line and exit code 2."""
+    """Turn the project's own errors into one clear line and exit code 2; numeric flags outside
+    their range (:data:`movierec.cli.options.NUMBER_RANGES`) are refused the same way first."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from movierec.cli.options import check_numbers
+
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                _one_line_warnings()
+                check_numbers(command, kwargs)
+                return command(*args, **kwargs)
         except TrainingInterrupted as exc:
             err.print(f"interrupted: {escape(str(exc))}", highlight=False)
             raise typer.Exit(130) from None
@@ -44,6 +52,18 @@ def user_errors(command: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line_warnings() -> None:
+    """Inside a command: movierec's warnings print as one ``warning:`` line on stderr, and
+    numpy's and pandas' (an empty slice's mean, say) are not shown to users at all: what they
+    would warn about is refused with a clear error before it happens."""
+
+    def show(message: Any, category: type, *_args: Any, **_kwargs: Any) -> None:
+        err.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("ignore", module=r"(numpy|pandas)(\.|$)")
 
 
 def print_json(payload: Any) -> None:
@@ -97,16 +117,22 @@ def print_items(rows: list[dict[str, Any]], as_json: bool, title: str, score: st
         print_json(rows)
         return
     table = Table(title=title)
-    for header in ("#", "item", "title", "genres", score):
+    explained = bool(rows) and "because" in rows[0]
+    headers = ("#", "item", "title", "genres", score)
+    headers += ("because you liked",) if explained else ()
+    for header in headers:
         table.add_column(header, justify="right" if header in ("#", score) else "left")
     for rank, row in enumerate(rows, 1):
-        table.add_row(
+        cells = [
             str(rank),
             str(row["item"]),
             row["title"],
             row["genres"].replace("|", ", "),
             f"{row['score']:.3f}",
-        )
+        ]
+        if explained:
+            cells.append(", ".join(r["title"] for r in row["because"]))
+        table.add_row(*cells)
     out.print(table)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from movierec.cli.options import JSON, QUIET, RANK_BY, RUN_DIR, THREADS, K
+from movierec.cli.options import JSON, OVERWRITE, QUIET, RANK_BY, RUN_DIR, THREADS, K
 from movierec.cli.output import out, print_items, print_json, user_errors
-from movierec.errors import ConfigError
+from movierec.errors import ConfigError, MovieRecError
 
 
 @user_errors
@@ -24,9 +24,18 @@ def recommend(
     out_file: Path | None = typer.Option(
         None, "--out", help="With --all: the file to write, .parquet or .csv (by suffix)."
     ),
+    ratings_file: Path | None = typer.Option(
+        None,
+        "--ratings",
+        help="A new visitor's ratings: a CSV with item and rating columns (raw item IDs).",
+    ),
+    overwrite: bool = OVERWRITE,
     k: int = K,
     include_seen: bool = typer.Option(
         False, "--include-seen", help="Also rank items rated in training."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="With --user: the rated items each one came from."
     ),
     rank_by: str = RANK_BY,
     threads: int | None = THREADS,
@@ -35,11 +44,20 @@ def recommend(
 ) -> None:
     """Top-k movies for a user, with titles and predicted ratings (ranking scores for runs
     trained with --objective bpr/bce, or ease/popularity); with --all, every user's list
-    (user, rank, item, title, score) written to --out."""
+    (user, rank, item, title, score) written to --out; with --ratings, a new visitor's."""
     from movierec.artifacts import load_run
 
+    if ratings_file is not None:
+        if user is not None or every_user or users_file is not None or out_file is not None:
+            raise ConfigError("--ratings is a new visitor's list: drop --user, --all and --out")
+        _recommend_visitor(run_dir, ratings_file, k, as_json)
+        return
+    if explain and user is None:
+        raise ConfigError("--explain explains one user's list: give --user ID")
     if every_user or users_file is not None:
-        _recommend_all(run_dir, users_file, out_file, k, include_seen, rank_by, threads, quiet)
+        _recommend_all(
+            run_dir, users_file, out_file, k, include_seen, rank_by, threads, quiet, overwrite
+        )
         return
     if user is None:
         raise ConfigError("give --user ID for one list, or --all --out FILE for every user's")
@@ -49,7 +67,36 @@ def recommend(
     recommender.rank_by = rank_by
     items = recommender.top_n(user, k, exclude_seen=not include_seen)
     label = "predicted" if recommender.predicts_ratings else "score"
-    print_items([i.to_dict() for i in items], as_json, f"Top {k} for user {user}", label)
+    rows = [i.to_dict() for i in items]
+    if explain:
+        for row in rows:
+            row["because"] = [
+                {"item": r.item, "title": r.title, "weight": r.score}
+                for r in recommender.explain(user, row["item"])
+            ]
+    print_items(rows, as_json, f"Top {k} for user {user}", label)
+
+
+def _recommend_visitor(run_dir: Path, ratings_file: Path, k: int, as_json: bool) -> None:
+    """``recommend --ratings``: a visitor's list, as ``Recommender.recommend_for_ratings``."""
+    import pandas as pd
+
+    from movierec.artifacts import load_run
+
+    try:
+        ratings = pd.read_csv(ratings_file, dtype={"item": object, "item_id": object})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read {ratings_file} as a CSV of item,rating: {exc}".splitlines()[0]
+        ) from None
+    recommender, _ = load_run(run_dir)
+    try:
+        items = recommender.recommend_for_ratings(ratings, k)
+    except MovieRecError as exc:
+        raise ConfigError(f"{ratings_file}: {exc}") from None
+    label = "predicted" if recommender.predicts_ratings else "score"
+    title = f"Top {k} for the visitor in {ratings_file} ({len(ratings)} ratings)"
+    print_items([i.to_dict() for i in items], as_json, title, label)
 
 
 def _recommend_all(
@@ -61,17 +108,18 @@ def _recommend_all(
     rank_by: str,
     threads: int | None,
     quiet: bool,
+    overwrite: bool,
 ) -> None:
     """``recommend --all``: every (or every listed) user's top-k, one block of users at a time."""
     from tqdm.auto import tqdm
 
-    from movierec.artifacts import load_run
+    from movierec.artifacts import check_out_file, load_run
     from movierec.batch import check_table_path, read_ids, write_table
     from movierec.train import configure_threads
 
     if out_file is None:
         raise ConfigError("--all writes a file: add --out recs.parquet (or recs.csv)")
-    check_table_path(out_file)
+    check_out_file(check_table_path(out_file), overwrite)
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
     configure_threads(threads)
@@ -124,6 +172,7 @@ def predict(
         "--out",
         help="With --pairs: the file to write (user,item,prediction), .csv or .parquet.",
     ),
+    overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
     """The predicted rating of one user for one movie, or of every pair in --pairs (runs
@@ -131,7 +180,7 @@ def predict(
     from movierec.artifacts import load_run
 
     if pairs is not None:
-        _predict_pairs(run_dir, pairs, out_file)
+        _predict_pairs(run_dir, pairs, out_file, overwrite)
         return
     if user is None or item is None:
         raise ConfigError("give --user ID --item ID, or --pairs pairs.csv --out preds.csv")
@@ -144,13 +193,13 @@ def predict(
         out.print(f"user {user} -> {title}: {rating:.3f}", highlight=False)
 
 
-def _predict_pairs(run_dir: Path, pairs: Path, out_file: Path | None) -> None:
-    from movierec.artifacts import load_run
+def _predict_pairs(run_dir: Path, pairs: Path, out_file: Path | None, overwrite: bool) -> None:
+    from movierec.artifacts import check_out_file, load_run
     from movierec.batch import check_table_path, predict_pairs, read_pairs, write_table
 
     if out_file is None:
         raise ConfigError("--pairs writes a file: add --out preds.csv (or preds.parquet)")
-    check_table_path(out_file)
+    check_out_file(check_table_path(out_file), overwrite)
     recommender, _ = load_run(run_dir)
     frame = predict_pairs(recommender, read_pairs(pairs), f"in {pairs}")
     write_table(frame, out_file)

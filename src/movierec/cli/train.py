@@ -25,6 +25,7 @@ from movierec.cli.options import (
     NEGATIVES,
     OBJECTIVE,
     OUT_OF_SCALE,
+    OVERWRITE,
     PRECISION,
     QUIET,
     RANK_BY,
@@ -49,6 +50,7 @@ def train(
     split: str | None = SPLIT,
     model: str | None = MODEL,
     out_dir: Path | None = typer.Option(None, "--out", help="Run directory to write."),
+    overwrite: bool = OVERWRITE,
     epochs: int | None = typer.Option(
         None, "--epochs", help="Maximum epochs (early stopping may end sooner)."
     ),
@@ -111,8 +113,10 @@ def train(
         return
     if data is None:
         raise ConfigError("--data is required (a catalogue name, a directory or a file)")
-    if checkpoint_minutes <= 0:
-        raise ConfigError(f"--checkpoint-minutes must be positive, got {checkpoint_minutes}")
+    if out_dir is not None:  # before any training: a run there is replaced only if asked
+        from movierec.artifacts import check_out
+
+        check_out(out_dir, overwrite)
     run_options = options.run_options(
         seed,
         device,
@@ -174,6 +178,7 @@ def compare(
         help="Comma-separated model names (default: the default configuration).",
     ),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for one run per model."),
+    overwrite: bool = OVERWRITE,
     columns: str | None = COLUMNS,
     duplicates: str = DUPLICATES,
     rating_scale: str | None = RATING_SCALE,
@@ -191,8 +196,12 @@ def compare(
     quiet: bool = QUIET,
 ) -> None:
     """Train several models on the same split and print their metrics side by side."""
+    from movierec.artifacts import check_out
     from movierec.experiment import compare_models
 
+    if out_dir is not None:
+        for name in options.names(models):
+            check_out(out_dir / name, overwrite)
     runs = compare_models(
         data,
         options.names(models),

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from movierec.cli import options
-from movierec.cli.options import DATA, DEVICE, JSON, QUIET, SEED, SPLIT, THREADS
+from movierec.cli.options import DATA, DEVICE, JSON, OVERWRITE, QUIET, SEED, SPLIT, THREADS
 from movierec.cli.output import benchmark_table, err, fmt, out, print_json, user_errors
 from movierec.errors import ConfigError
 
@@ -26,8 +26,12 @@ def tune(
         None, "--study-dir", help="Where the study lives (default runs/tune/<config name>)."
     ),
     out_path: Path | None = typer.Option(
-        None, "--out", help="Best config to write (default <study-dir>/best.toml)."
+        None,
+        "--out",
+        help="Best config to write (default <study-dir>/best.toml); a best config tune wrote is "
+        "rewritten by later calls, any other existing file needs --overwrite.",
     ),
+    overwrite: bool = OVERWRITE,
     seed: int = SEED,
     device: str = DEVICE,
     threads: int | None = THREADS,
@@ -40,8 +44,14 @@ def tune(
     command again adds --trials more to it; the best config is written as a TOML file that
     `movierec train --config` accepts.
     """
+    from movierec.artifacts import check_out_file
     from movierec.data import load_data
     from movierec.tuning import tune as run_tune
+    from movierec.tuning import written_by_tune
+
+    # A best config tune wrote is a study's to rewrite on the next call; any other file is not.
+    if out_path is not None and not written_by_tune(out_path):
+        check_out_file(out_path, overwrite)
 
     def show(trial: Any, best: float | None) -> None:
         if quiet or as_json:

@@ -201,6 +201,26 @@ def make_split(ratings: pd.DataFrame, spec: str, *, layout: str, seed: int) -> S
         raise ConfigError(f"bad split argument in {spec!r}: {exc}") from None
 
 
+def check_split(split: Split) -> None:
+    """One DataError when a split leaves a part empty that training or evaluation needs.
+
+    Called on every split :func:`movierec.pipeline.prepare` makes: an empty training part has
+    nothing to learn from, and an empty test part gives metrics of nothing (NaN).
+    """
+    n_all = len(split.train) + len(split.test)
+    if split.train.empty:
+        raise DataError(
+            f"split {split.name} leaves no ratings to train on ({n_all} ratings in all, "
+            f"{len(split.test)} in the test part); use more ratings or a smaller test fraction"
+        )
+    if split.has_test and split.test.empty:
+        raise DataError(
+            f"split {split.name} leaves no ratings in the test part ({n_all} ratings in all), so "
+            "there is nothing to evaluate on; use more ratings, a larger test fraction, or "
+            "--split none to train on every rating without a test"
+        )
+
+
 def _check_fraction(fraction: float) -> None:
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"a split fraction must be between 0 and 1, got {fraction}")

@@ -412,9 +412,7 @@ def write_synthetic(
         sink.abort()
         _remove(tmp)
         raise
-    if fmt == "netflix" and path.is_dir():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    _swap_into_place(tmp, path)
     if progress:
         print(file=sys.stderr)
     size = sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
@@ -435,3 +433,20 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Put the finished ``tmp`` at ``path`` with renames only: what was at ``path`` stays whole
+    until the new data is complete (a netflix folder is moved aside, then removed)."""
+    if not path.is_dir():
+        os.replace(tmp, path)  # a file, or nothing: one atomic rename
+        return
+    retired = path.with_name(f".{path.name}.old-{os.getpid()}")
+    _remove(retired)
+    os.replace(path, retired)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(retired, path)  # put the old one back
+        raise
+    _remove(retired)

@@ -19,12 +19,20 @@ Subclasses implement :meth:`RatingModel.forward`; the rest have sensible default
 - :meth:`fold_in` scores the whole catalogue for a visitor the model never saw, from a few of
   their ratings, without changing the model (cold start); ``fold_in_method`` names how. The
   default is bias-only; models with a user representation fit a fresh one.
+- For runs that rank (``bpr``, ``bce``, ``softmax``, ``joint``, or a ranking-only model) the
+  visitor's ranking comes from :meth:`fold_in_history` where the ranking is a closed form of
+  the history (EASE's ``x B``, popularity's counts), else from :meth:`visitor_ranker`: the
+  fresh user vector and the ranking scores it gives, which :mod:`movierec.coldstart` fits
+  with the run's ranking loss; ``ranking_fold_in_method`` names which.
+- :meth:`explain_weights` gives each rated item's exact share of a score where the model has
+  one (EASE); the recommender explains other models by item-vector cosine.
 - ``predicts_ratings`` is False for ranking-only models (EASE, popularity), whose outputs are
   scores: evaluation reports no RMSE for them and the recommender does not clip them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,13 +53,33 @@ class FoldInOptions:
         steps: Optimiser steps on the visitor's representation.
         lr: The optimiser's learning rate.
         l2: Pull of the visitor's representation toward its start, per unit distance.
-        max_seconds: Wall-clock cap on the steps; the best representation so far is kept.
+        max_seconds: Wall-clock cap on the steps; the best representation so far is kept
+            (the rating fold-in's; the ranking fold-in runs every step, so that its lists do
+            not depend on the machine's load).
     """
 
     steps: int = 60
     lr: float = 0.05
     l2: float = 1e-3
     max_seconds: float = 0.25
+
+
+@dataclass(frozen=True)
+class VisitorRanker:
+    """What a ranking fold-in fits: a fresh user vector and the ranking scores it gives.
+
+    Attributes:
+        start: float32 ``[d]`` the vector's starting point (the mean trained user vector).
+        scores: Maps a float32 ``[d]`` user vector to float32 ``[n_items]`` ranking scores,
+            differentiable in the vector and ordered as the model's ranking score orders items
+            (the model's weights are only read).
+        reg: Pull of the vector toward ``start`` per unit squared distance (the model's own
+            per-example L2 where it has one).
+    """
+
+    start: torch.Tensor
+    scores: Callable[[torch.Tensor], torch.Tensor]
+    reg: float
 
 
 class RatingModel(nn.Module):
@@ -67,6 +95,7 @@ class RatingModel(nn.Module):
     config_class: ClassVar[type]
     predicts_ratings: ClassVar[bool] = True
     fold_in_method: ClassVar[str] = "biases"
+    ranking_fold_in_method: ClassVar[str] = "biases"
 
     def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
         super().__init__()
@@ -198,6 +227,27 @@ class RatingModel(nn.Module):
         return bias_fold_in(
             items, values, fallback.global_mean, fallback.item_bias.double(), FOLD_IN_REG_USER
         )
+
+    def fold_in_history(self, items: torch.Tensor) -> torch.Tensor | None:
+        """Ranking scores ``[n_items]`` of a visitor from the items they rated alone, where the
+        model's ranking is a closed form of the history (EASE) or ignores the user
+        (popularity); None (the default) where a user vector must be fitted.
+
+        Args:
+            items: int64 ``[m]`` distinct item indices the visitor rated.
+        """
+        return None
+
+    def visitor_ranker(self, item_side: torch.Tensor | None = None) -> VisitorRanker | None:
+        """The user vector a ranking fold-in fits and the ranking scores it gives, or None
+        (the default: no user vector; such a model ranks a visitor by :meth:`fold_in`)."""
+        return None
+
+    def explain_weights(self, user: int, item: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Each item ``user`` rated and its exact share of the user's score of ``item``:
+        ``(item_idx [m] int64, weight [m] float)``, the weights summing to the score; None
+        (the default) where a score does not split over rated items."""
+        return None
 
 
 def bias_fold_in(

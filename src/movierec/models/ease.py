@@ -44,6 +44,7 @@ class EASE(RatingModel):
     name = "ease"
     config_class = EASEConfig
     predicts_ratings = False
+    ranking_fold_in_method = "exact"
 
     def __init__(
         self,
@@ -88,3 +89,13 @@ class EASE(RatingModel):
         weights.diagonal().zero_()
         self.user_items.copy_(matrix.float())
         self.weights.copy_(weights.float())
+
+    def fold_in_history(self, items: torch.Tensor) -> torch.Tensor:
+        """Exact: the visitor's binary history row ``x`` (1 at ``items``) times ``B``, as a
+        known user's ``X_u B``; the ratings' values do not enter, as in training."""
+        return self.weights[items].sum(dim=0)
+
+    def explain_weights(self, user: int, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``B[j, item]`` for each item ``j`` the user rated: their sum is ``X_u B[:, item]``."""
+        rated = torch.nonzero(self.user_items[user], as_tuple=True)[0]
+        return rated, self.weights[rated, item]

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from movierec.errors import ConfigError
-from movierec.models.base import FoldInOptions, RatingModel
+from movierec.models.base import FoldInOptions, RatingModel, VisitorRanker
 from movierec.models.bias import Biases, fit_biases
 from movierec.models.ranking_tower import PREFIX, RankingTower, add_penalties, check_rank_tower
 
@@ -127,6 +127,7 @@ class EmbeddingNet(RatingModel):
 
     name = "embedding-net"
     fold_in_method = "adam"
+    ranking_fold_in_method = "adam"
     config_class = EmbeddingNetConfig
 
     def __init__(
@@ -362,6 +363,52 @@ class EmbeddingNet(RatingModel):
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
+
+    def visitor_ranker(self, item_side: torch.Tensor | None = None) -> VisitorRanker:
+        """The user vector the ranking score reads and every item's score from it.
+
+        With a ranking tower: the tower's user factors (``q_i . p + r_i``). Otherwise the user
+        embedding through the network: the ranking head's logit, else the output logit (with
+        ``biases``, the rating less the user's bias, which orders nothing).
+        """
+        if self.rank_tower is not None:
+            tower = self.rank_tower
+            factors = tower.item_factors.weight.detach()
+            offsets = tower.item_offset.weight.detach()[:, 0]
+            return VisitorRanker(
+                tower.user_factors.weight.detach().mean(dim=0),
+                lambda user: factors @ user + offsets,
+                tower.reg,
+            )
+        with torch.no_grad():
+            side = (self.item_side() if item_side is None else item_side).detach()
+        unit = self.rank_output if self.config.ranking_head else self.output
+        item_bias = (
+            self.item_bias.weight.detach()[:, 0]
+            if self.config.biases and not self.config.ranking_head
+            else None
+        )
+
+        def scores(user: torch.Tensor) -> torch.Tensor:
+            logits = self._item_logits(user, side, unit)
+            return logits if item_bias is None else self._scale(logits) + item_bias
+
+        return VisitorRanker(
+            self.user_embedding.weight.detach().mean(dim=0), scores, self.config.reg_embeddings
+        )
+
+    def _item_logits(
+        self, user: torch.Tensor, item_side: torch.Tensor, unit: nn.Linear
+    ) -> torch.Tensor:
+        """``unit``'s logit of every item ``[n_items]`` for one user embedding ``[n]``."""
+        n = self.config.n_factors
+        pre = item_side + user @ self.hidden[0].weight[:, :n].T
+        hidden = self.hidden[1:](torch.relu(pre))  # [n_items, width]
+        width = hidden.shape[-1]
+        logits = hidden @ unit.weight[0, :width] + unit.bias[0]
+        if self.product:
+            logits = logits + (user * self._product_weight(unit)) @ self.item_embedding.weight.T
+        return logits
 
     def fold_in(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from movierec.models.base import FoldInOptions, RatingModel
+from movierec.models.base import FoldInOptions, RatingModel, VisitorRanker
 from movierec.models.bias import Biases, fit_biases
 
 # Ranking objectives: more epochs and sampled negatives per rated pair. First settings that
@@ -56,6 +56,7 @@ class MatrixFactorization(RatingModel):
 
     name = "mf"
     fold_in_method = "ridge"
+    ranking_fold_in_method = "adam"
     config_class = MFConfig
 
     def __init__(
@@ -136,6 +137,19 @@ class MatrixFactorization(RatingModel):
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_factors.weight
+
+    def visitor_ranker(self, item_side: torch.Tensor | None = None) -> VisitorRanker:
+        """The visitor's factors ``p`` ranked as :meth:`rank_items` ranks: ``q_i . p`` plus the
+        item offsets (the ranking head's, else the biases; the user's own bias orders nothing)."""
+        factors = self.item_factors.weight.detach()
+        offsets = (
+            self.rank_item_bias if self.config.ranking_head else self.item_bias
+        ).weight.detach()[:, 0]
+        return VisitorRanker(
+            self.user_factors.weight.detach().mean(dim=0),
+            lambda user: factors @ user + offsets,
+            self.config.reg_factors,
+        )
 
     def init_from_data(
         self, user_idx: torch.Tensor, item_idx: torch.Tensor, rating: torch.Tensor

@@ -26,6 +26,7 @@ class Popularity(RatingModel):
     name = "popularity"
     config_class = PopularityConfig
     predicts_ratings = False
+    ranking_fold_in_method = "popularity"
 
     def __init__(
         self,
@@ -54,3 +55,7 @@ class Popularity(RatingModel):
         self, user_idx: torch.Tensor, item_idx: torch.Tensor, rating: torch.Tensor
     ) -> None:
         self.counts.copy_(torch.bincount(item_idx, minlength=self.n_items).float())
+
+    def fold_in_history(self, items: torch.Tensor) -> torch.Tensor:
+        """A visitor gets what everyone gets: the training counts."""
+        return self.counts.clone()

@@ -84,6 +84,7 @@ class LoadedRun:
     raw_items: list[Any]  # plain Python raw IDs in index order
     raw_users: list[Any]  # plain Python raw IDs in index order
     has_vectors: bool
+    answers: bool = True  # the first user's scores are finite numbers: the model can answer
 
     @property
     def model_name(self) -> str:
@@ -147,6 +148,9 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         if encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)  # builds the co-occurrence index
         recommender.precompute_scores(score_budget)
+        # A model whose scores are NaN answers nothing useful: /health says it is not ready.
+        _, probe = recommender.top_for_user(0, min(encoder.n_items, 10), exclude_seen=False)
+        answers = bool(torch.isfinite(probe).all())
     return LoadedRun(
         recommender=recommender,
         run=run,
@@ -158,6 +162,7 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         raw_items=raw_items,
         raw_users=raw_users,
         has_vectors=has_vectors,
+        answers=answers,
     )
 
 

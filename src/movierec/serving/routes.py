@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
@@ -22,12 +24,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from movierec import __version__
-from movierec.coldstart import RatingScaleError, UnknownItemError, visitor_top_k
+from movierec.coldstart import RatingScaleError, UnknownItemError
 from movierec.errors import MovieRecError
 from movierec.serving.schemas import (
     MAX_ID_LENGTH,
     MAX_K,
     MAX_QUERY_LENGTH,
+    BecauseItem,
     ErrorBody,
     Health,
     ItemSearch,
@@ -43,7 +46,7 @@ from movierec.serving.schemas import (
 )
 
 if TYPE_CHECKING:
-    from movierec.serving.app import ModelHolder
+    from movierec.serving.app import LoadedRun, ModelHolder
 
 log = logging.getLogger("movierec.serving")
 
@@ -120,11 +123,13 @@ def _holder(request: Request) -> ModelHolder:
 
 
 @router.get("/health", response_model=Health, tags=["service"])
-def health(request: Request) -> Health:
+def health(request: Request, response: Response) -> Health:
     served = _holder(request).current
     rec = served.recommender
+    if not served.answers:  # a load balancer must not send requests to a model answering NaN
+        response.status_code = 503
     return Health(
-        status="ok",
+        status="ok" if served.answers else "not-ready",
         model=served.model_name,
         dataset=_optional_str(served.run.get("dataset")),
         split=_optional_str(served.run.get("split")),
@@ -150,25 +155,50 @@ async def user_recommendations(
     exclude_seen: Annotated[
         bool, Query(description="Leave out items the user rated in training")
     ] = True,
+    explain: Annotated[
+        bool,
+        Query(description="Add `because`: the user's rated items each one came from"),
+    ] = False,
 ) -> Response:
     served = _holder(request).current  # this request's model to the end, even across a reload
     user = served.user_index(user_id)
-    if served.recommender.precomputed_scores is None:  # ms of torch: off the loop, GIL released
+    if served.recommender.precomputed_scores is None or explain:  # ms of torch: off the loop
         items, scores = await run_in_threadpool(served.top_k, user, k, exclude_seen)
     else:  # microseconds: a threadpool hop would cost more than the work
         items, scores = served.top_k(user, k, exclude_seen)
+    because = (
+        await run_in_threadpool(_because, served, user, items) if explain else [None] * len(items)
+    )
     answer = Recommendations(
         user=served.raw_users[user],
         k=k,
         exclude_seen=exclude_seen,
         items=[
-            RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
-            for i, s in zip(items, scores, strict=True)
+            RecommendedItem(**served.summary(i), predicted_rating=round(s, 4), because=why)
+            for i, s, why in zip(items, scores, because, strict=True)
         ],
     )
     # Serialised here and returned as is, so FastAPI does not validate it a second time; the
-    # documented schema is still `Recommendations` (the route's response_model).
-    return Response(answer.model_dump_json().encode(), media_type="application/json")
+    # documented schema is still `Recommendations` (the route's response_model). Without
+    # ?explain the items carry no `because` key.
+    body = answer.model_dump_json(exclude_none=True).encode()
+    return Response(body, media_type="application/json")
+
+
+def _because(served: LoadedRun, user: int, items: list[int]) -> list[list[BecauseItem]]:
+    """For each recommended item, the user's rated items it came from (``Recommender.explain``)."""
+    out = []
+    for item in items:
+        rated, weights = served.recommender.explain_indices(user, item, 3)
+        out.append(
+            [
+                BecauseItem(
+                    item=served.raw_items[j], title=str(served.titles[j]), weight=round(w, 4)
+                )
+                for j, w in zip(rated.tolist(), weights.tolist(), strict=True)
+            ]
+        )
+    return out
 
 
 @router.get(
@@ -269,23 +299,32 @@ def visitor_recommendations(request: Request, body: VisitorRequest) -> VisitorRe
     """Top-k for a new visitor: a fresh user is fitted to their ratings, the model frozen."""
     served = _holder(request).current
     rec = served.recommender
-    try:  # coldstart validates (a duplicate is a ConfigError: the generic 422)
-        found = visitor_top_k(
-            rec,
-            [entry.item for entry in body.ratings],
-            [entry.rating for entry in body.ratings],
-            body.k,
-        )
+    # A frame, not a mapping: a repeated item reaches the recommender's check (a 422).
+    ratings = pd.DataFrame(
+        {
+            "item": pd.Series([entry.item for entry in body.ratings], dtype=object),
+            "rating": [entry.rating for entry in body.ratings],
+        }
+    )
+    started = time.perf_counter()
+    try:  # the recommender validates, as for Python and the command line
+        found = rec.recommend_for_ratings(ratings, body.k)
     except UnknownItemError as exc:
         raise ApiError(404, "unknown_item", str(exc), id=exc.item) from None
     except RatingScaleError as exc:
         raise ApiError(422, "invalid_rating", str(exc)) from None
+    fit_seconds = time.perf_counter() - started
     items = [
-        RecommendedItem(**served.summary(i), predicted_rating=round(s, 4))
-        for i, s in zip(found.items, found.scores, strict=True)
+        RecommendedItem(
+            item=r.item,
+            title=r.title,
+            genres=split_genres(r.genres),
+            predicted_rating=round(r.score, 4),
+        )
+        for r in found
     ]
     return VisitorRecommendations(
-        k=body.k, method=found.method, fit_ms=round(found.fit_seconds * 1000, 2), items=items
+        k=body.k, method=rec.fold_in_method, fit_ms=round(fit_seconds * 1000, 2), items=items
     )
 
 

@@ -54,8 +54,24 @@ class ItemSummary(_Model):
     genres: list[str]
 
 
+class BecauseItem(_Model):
+    item: RawId
+    title: str
+    weight: float = Field(
+        description="EASE: the rated item's exact share of the score; other models: the "
+        "cosine of the two items' vectors (or their Jaccard co-occurrence)."
+    )
+
+
 class RecommendedItem(ItemSummary):
-    predicted_rating: float = Field(description="The model's predicted rating (rating scale).")
+    predicted_rating: float = Field(
+        description="The model's predicted rating (rating scale), or its ranking score for a "
+        "run that ranks."
+    )
+    because: list[BecauseItem] | None = Field(
+        default=None,
+        description="With `?explain=true`: the user's rated items this one came from, most first.",
+    )
 
 
 class SimilarItem(ItemSummary):
@@ -118,7 +134,11 @@ class VisitorRequest(_Model):
 
 class VisitorRecommendations(_Model):
     k: int
-    method: str = Field(description="How the visitor was folded in: `ridge`, `adam` or `biases`.")
+    method: str = Field(
+        description="How the visitor was folded in: `ridge`, `adam` or `biases` for rating runs; "
+        "`exact` (EASE), `popularity`, or `<loss>-adam` (e.g. `bpr-adam`) for runs that rank; "
+        "both joined by `+` for joint runs."
+    )
     fit_ms: float = Field(description="Time spent fitting the visitor, in milliseconds.")
     items: list[RecommendedItem]
 

@@ -140,6 +140,15 @@ def broadcast_flag(flag: bool, device: torch.device | None = None) -> bool:
     return bool(value.item())
 
 
+def any_rank(flag: bool, device: torch.device | None = None) -> bool:
+    """True on every rank when ``flag`` is True on any (``flag`` itself in one process)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.tensors import RatingTensors
-from movierec.errors import ConfigError, TrainingInterrupted
+from movierec.errors import ConfigError, TrainingError, TrainingInterrupted
 from movierec.models.base import RatingModel
 from movierec.train import distributed, optim
 from movierec.train.checkpoint import TrainingState, save_checkpoint
@@ -195,6 +195,7 @@ def _epochs(
         wall_start = run.segment_start = time.perf_counter()
         first_position, lr_now = trainer.position, trainer.lr
         train_loss = trainer.train_epoch()
+        _check_finite(trainer, epoch, train_loss)
         result.train_seconds += time.perf_counter() - run.segment_start
         result.ratings_seen += trainer.epoch_rows - first_position
         valid_loss, valid_rmse, valid_ndcg = validate(
@@ -219,6 +220,31 @@ def _epochs(
             raise _interrupted(run.stop.requested, f"after epoch {epoch}", run.checkpoint)
         if finished:
             break
+
+
+def _check_finite(trainer: Trainer, epoch: int, train_loss: float) -> None:
+    """A TrainingError when the epoch's loss or any weight is NaN or infinite: a diverged model
+    answers NaN to every question, so it is stopped here rather than evaluated and saved.
+
+    Under torchrun every rank stops together when any rank's loss diverged (no rank is left
+    waiting in a collective).
+    """
+    what = None
+    if math.isfinite(train_loss):
+        broken = [n for n, p in trainer.model.named_parameters() if not bool(p.isfinite().all())]
+        if broken:
+            what = f"weights {', '.join(broken[:3])} are no longer finite numbers"
+    else:
+        what = f"the training loss is {train_loss}"
+    if trainer.world.distributed and distributed.any_rank(what is not None, trainer.device):
+        what = what or "another process's training loss or weights are no longer finite"
+    if what is None:
+        return
+    config = trainer.config
+    raise TrainingError(
+        f"training diverged in epoch {epoch}: {what}; try a smaller lr in [train] (now "
+        f"{config.lr:g}) or a larger batch_size; nothing was saved as a run"
+    )
 
 
 def _show(record: EpochRecord, loss_name: str, progress: bool) -> None:

@@ -52,6 +52,13 @@ function ratingText(value) {
   return el("span", { class: "score", text: `predicted ${value.toFixed(2)} ★` });
 }
 
+// The rated movies a recommendation came from (`?explain=true`), or nothing.
+function because(movie) {
+  if (!movie.because || !movie.because.length) return null;
+  const titles = movie.because.map((b) => b.title).join(", ");
+  return el("span", { class: "because", "data-testid": "because", text: `because you liked ${titles}` });
+}
+
 // -- known user ----------------------------------------------------------------------------------
 
 function renderMovies(listId, movies, testid, scoreOf) {
@@ -66,7 +73,8 @@ function renderMovies(listId, movies, testid, scoreOf) {
       "aria-label": `${movie.title}: show similar movies`,
     });
     title.addEventListener("click", () => showSimilar(movie, li));
-    const li = el("li", { "data-testid": testid, "data-item": String(movie.item) }, title, meta(movie, scoreOf(movie)));
+    const li = el("li", { "data-testid": testid, "data-item": String(movie.item) }, title, meta(movie, scoreOf(movie)),
+      because(movie));
     list.append(li);
   }
 }
@@ -80,7 +88,7 @@ async function showUser(event) {
   $("recommendations").replaceChildren();
   try {
     const data = await api(
-      `/users/${encodeURIComponent(user)}/recommendations?k=10&exclude_seen=${exclude}`,
+      `/users/${encodeURIComponent(user)}/recommendations?k=10&exclude_seen=${exclude}&explain=true`,
     );
     renderMovies("recommendations", data.items, "rec-item", (m) => ratingText(m.predicted_rating));
     setStatus("recs-status", `Top ${data.items.length} for user ${data.user}. Choose a title to see similar movies.`);

@@ -51,6 +51,8 @@ def test_only_rating_and_joint_predict_ratings():
         ({"ranking_weight": math.nan}, "ranking_weight must be a number >= 0"),
         ({"joint_ranking_loss": "hinge"}, "joint_ranking_loss must be one of bpr, bce"),
         ({"objective": "pairs"}, "objective must be one of rating, bpr, bce, softmax, joint"),
+        ({"ranking_lr": 0.0}, "ranking_lr must be a number > 0"),
+        ({"ranking_lr": math.inf}, "ranking_lr must be a number > 0"),
     ],
 )
 def test_joint_options_are_validated(options, message):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from movierec.config import ModelSpec, RunOptions, TrainConfig
-from movierec.data import RatingsData
+from movierec.data import RatingsData, load_data
 from movierec.data.encoder import IdEncoder
 from movierec.data.splits import Split, carve_validation
 from movierec.data.synthetic import synthetic_ratings
@@ -44,11 +44,25 @@ def build_recommender(
 def fit_and_held_out(
     n_users: int, n_items: int, n_ratings: int, seed: int
 ) -> tuple[IdEncoder, RatingTensors, RatingTensors]:
-    """Synthetic low-rank ratings split 85/15: the encoder and tensors of the fit part, and the
-    held-out part's tensors (rows whose user or item the fit part lacks are left out)."""
-    ratings = synthetic_ratings(n_users, n_items, n_ratings, seed=seed)
+    """Synthetic low-rank ratings split 85/15 by :func:`split_fit_held`."""
+    return split_fit_held(synthetic_ratings(n_users, n_items, n_ratings, seed=seed))
+
+
+def ml100k_fit_and_held_out(n_users: int) -> tuple[IdEncoder, RatingTensors, RatingTensors]:
+    """Real ratings: ml-100k's first ``n_users`` users split 85/15 by :func:`split_fit_held`."""
+    ratings = load_data("ml-100k", progress=False).ratings
+    return split_fit_held(ratings[ratings["user_id"].isin(ratings["user_id"].unique()[:n_users])])
+
+
+def split_fit_held(ratings: pd.DataFrame) -> tuple[IdEncoder, RatingTensors, RatingTensors]:
+    """``ratings`` 85/15 (seed 0): the encoder and tensors of the fit part, and the held-out
+    part's tensors (rows whose user or item the fit part lacks are left out)."""
     fit_frame, held_frame = carve_validation(ratings, 0.15, seed=0)
     encoder = IdEncoder.fit(fit_frame)
+    held_frame = held_frame[
+        held_frame["item_id"].isin(fit_frame["item_id"])
+        & held_frame["user_id"].isin(fit_frame["user_id"])
+    ]
     return (
         encoder,
         RatingTensors.from_frame(fit_frame, encoder),

@@ -13,16 +13,13 @@ import pytest
 import torch
 
 from movierec.config import ModelSpec, RunOptions, TrainConfig
-from movierec.data import load_data
-from movierec.data.encoder import IdEncoder
-from movierec.data.splits import carve_validation
-from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models import build_model, make_config
 from movierec.models.ranking_tower import PREFIX, RankingTower
 from movierec.train import fit
 from movierec.train.checkpoint import load_checkpoint
 from movierec.train.optim import build_optimizer
+from tests.factories import ml100k_fit_and_held_out
 
 TOWER_NET = {
     "n_factors": 16,
@@ -78,18 +75,7 @@ def test_the_net_ranks_by_its_tower_and_predicts_by_its_mlp():
 @pytest.fixture(scope="module")
 def sample():
     """ml-100k's first 200 users, 85/15 into fit and validation parts."""
-    ratings = load_data("ml-100k", progress=False).ratings
-    ratings = ratings[ratings["user_id"].isin(ratings["user_id"].unique()[:200])]
-    fit_part, held = carve_validation(ratings, 0.15, seed=0)
-    encoder = IdEncoder.fit(fit_part)
-    held = held[
-        held["item_id"].isin(fit_part["item_id"]) & held["user_id"].isin(fit_part["user_id"])
-    ]
-    return (
-        encoder,
-        RatingTensors.from_frame(fit_part, encoder),
-        RatingTensors.from_frame(held, encoder),
-    )
+    return ml100k_fit_and_held_out(200)
 
 
 TRAIN = TrainConfig(

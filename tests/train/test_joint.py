@@ -12,9 +12,6 @@ import pytest
 import torch
 
 from movierec.config import ModelSpec, RunOptions, TrainConfig
-from movierec.data import load_data
-from movierec.data.encoder import IdEncoder
-from movierec.data.splits import carve_validation
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError
 from movierec.models import build_model, make_config, model_class
@@ -25,6 +22,7 @@ from movierec.train import fit, validation_ndcg
 from movierec.train.checkpoint import load_checkpoint
 from movierec.train.negatives import NegativeSampler
 from movierec.train.objectives import bce_loss, joint_loss, predicts_ratings, rating_loss
+from tests.factories import ml100k_fit_and_held_out
 
 SMALL_NET = {"n_factors": 16, "hidden": (32, 16), "dropouts": (0.1,)}
 
@@ -75,18 +73,7 @@ def test_joint_has_default_overrides(name):
 @pytest.fixture(scope="module")
 def sample():
     """A real sample: ml-100k's 300 first users, 85/15 into fit and held-out parts."""
-    ratings = load_data("ml-100k", progress=False).ratings
-    ratings = ratings[ratings["user_id"].isin(ratings["user_id"].unique()[:300])]
-    fit_part, held = carve_validation(ratings, 0.15, seed=0)
-    encoder = IdEncoder.fit(fit_part)
-    held = held[
-        held["item_id"].isin(fit_part["item_id"]) & held["user_id"].isin(fit_part["user_id"])
-    ]
-    return (
-        encoder,
-        RatingTensors.from_frame(fit_part, encoder),
-        RatingTensors.from_frame(held, encoder),
-    )
+    return ml100k_fit_and_held_out(300)
 
 
 def _halves(model, data: RatingTensors) -> tuple[float, float]:

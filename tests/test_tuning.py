@@ -155,6 +155,35 @@ def test_tune_end_to_end_writes_a_trainable_config_and_resumes(ratings_file, tmp
     assert metrics["model"] == "mf" and metrics["rmse"] is not None
 
 
+def test_tune_refit_writes_a_config_that_refits_the_chosen_trial(
+    ratings_file, tmp_path, monkeypatch
+):
+    def no_test_set(*args, **kwargs):
+        raise AssertionError("tuning must never evaluate on the test set")
+
+    monkeypatch.setattr(experiment, "evaluate", no_test_set)
+    config = write(tmp_path, SPACE.replace("epochs = 2", "epochs = 4"))
+    best = tmp_path / "best.toml"
+    args = ["tune", "--data", str(ratings_file), "--config", str(config), "--threads", "1"]
+    args += ["--study-dir", str(tmp_path / "study"), "--out", str(best), "--trials", "2"]
+    result = runner.invoke(app, [*args, "--refit", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["refit"] is True and report["best_epoch"] >= 1
+    parsed = tomllib.loads(best.read_text(encoding="utf-8"))
+    assert parsed["train"]["refit"] is True
+    assert "# refit: training this config repeats the best trial" in best.read_text()
+
+    monkeypatch.undo()
+    train = ["train", "--data", str(ratings_file), "--config", str(best), "--threads", "1"]
+    trained = runner.invoke(app, [*train, "--json", "-q"])
+    assert trained.exit_code == 0, trained.output
+    metrics = json.loads(trained.stdout)
+    # The chosen trial's validation run, repeated, chose the trial's own epoch count.
+    assert metrics["refit"] is True and metrics["epochs"] == report["best_epoch"]
+    assert metrics["validation"]["best_epoch"] == report["best_epoch"]
+
+
 def test_a_changed_search_space_does_not_mix_into_the_old_study(ratings_file, tmp_path):
     study = tmp_path / "study"
     base = ["tune", "--data", str(ratings_file), "--study-dir", str(study), "--trials", "1"]
@@ -172,6 +201,8 @@ def test_tune_errors_are_one_line_and_exit_2(ratings_file, tmp_path):
         (SPACE.replace('name = "mf"', 'name = "nope"'), "unknown model 'nope'"),
         (SPACE.split("[search]")[0], "no [search] table"),
         (SPACE.replace("batch_size = 256", 'objective = "bpr"'), "scores validation RMSE"),
+        (SPACE.replace("batch_size = 256", "refit = true\nvalidation_fraction = 0.0"), "refit"),
+        (SPACE + "refit = { choices = [true, false] }\n", "'refit' cannot be searched"),
     ]
     for number, (text, match) in enumerate(cases):
         config = write(tmp_path, text, f"bad{number}.toml")

@@ -87,6 +87,11 @@ class TrainConfig:
             tables get sparse gradients and a lazy Adam that updates only the rows in each
             batch, so a step costs the same whatever the number of users and items; dense
             Adam for the rest); see :mod:`movierec.train.optim`.
+        refit: After early stopping on the validation carve-out has chosen the epoch count,
+            train again from scratch on the whole training part (carve-out included) for that
+            many epochs, and keep that model (see :func:`movierec.pipeline.fit_recommender`):
+            the carve-out's ratings are then learnt from too. Trainable models only, with
+            ``validation_fraction`` > 0 (:func:`movierec.pipeline.check_refit`).
     """
 
     epochs: int = 20
@@ -104,6 +109,7 @@ class TrainConfig:
     ranking_weight: float = 1.0
     joint_ranking_loss: str = "bce"
     ranking_lr: float | None = None
+    refit: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -154,6 +160,8 @@ class TrainConfig:
                 f"joint_ranking_loss must be one of {', '.join(JOINT_RANKING_LOSSES)} "
                 f"(got {self.joint_ranking_loss!r})"
             )
+        if not isinstance(self.refit, bool):  # what it needs is movierec.pipeline.check_refit's
+            problems.append(f"refit must be true or false (got {self.refit!r})")
         if problems:
             raise ConfigError("invalid training options: " + "; ".join(problems))
 

@@ -5,7 +5,10 @@ train) -> metrics on the untouched test set -> run directory. The facts a run re
 (``run.json``, the metrics summary, the checkpoint context) are all derived from the Job and what
 training returned, in :class:`TrainedRun`. A job with ``split="none"``
 (:data:`movierec.data.splits.NO_TEST`) trains on every rating and has no test metrics; its
-``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``).
+``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``). A job with
+``[train] refit = true`` does the same on the whole training part of its split (validation
+carve-out included) and is scored once on the test set; ``run.json`` says ``"refit": true``
+beside the same facts.
 :func:`save_recommender` writes a recommender trained in Python with the same writer.
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
@@ -17,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +80,10 @@ class TrainedRun:
 
     @property
     def epoch_facts(self) -> dict[str, Any]:
-        """For a run on every rating: ``epochs_from``, ``epochs`` (and the validation run's
-        numbers when it chose them); empty for a run with a test set."""
-        keys = ("epochs_from", "epochs", "validation")
+        """For a run on the whole training part (every rating, or a refit): ``epochs_from``,
+        ``epochs``, ``refit`` (and the validation run's numbers and history when it chose
+        them); empty for a run that stopped early on its own carve-out."""
+        keys = ("epochs_from", "epochs", "refit", "validation")
         return {k: self.recommender.info[k] for k in keys if k in self.recommender.info}
 
 
@@ -135,12 +139,15 @@ def train_model(
     *,
     checkpoint: Path | None = None,
     resume: TrainingState | None = None,
+    on_epoch: Callable[[EpochRecord, Any], None] | None = None,
 ) -> TrainedRun:
-    """Train ``job``'s model on ``prepared`` and evaluate it once on the test split."""
+    """Train ``job``'s model on ``prepared`` and evaluate it once on the test split (a refit:
+    only the model refit on the whole training part, once)."""
     recommender = fit_recommender(
         prepared,
         job.spec,
         job.options,
+        on_epoch=on_epoch,
         checkpoint=checkpoint,
         resume=resume,
         context=job.context(),
@@ -206,9 +213,16 @@ def summary(run: TrainedRun, metrics: Mapping[str, Any], evaluation_seconds: flo
         "seed": run.job.options.seed,
         "data_report": dict(prepared.data.report),
     }
+    facts = run.epoch_facts
+    if facts:
+        # The final fit learnt from the whole training part (every rating with --split none);
+        # the validation run that chose its epochs (if any) is in "validation", less its
+        # per-epoch history (run.json keeps that).
+        if "validation" in facts:
+            validation = {k: v for k, v in facts["validation"].items() if k != "history"}
+            facts = {**facts, "validation": validation}
+        out.update(n_fit=len(prepared.split.train), n_valid=0, **facts)
     if not prepared.split.has_test:
-        # The final fit learnt from every rating; a validation run (if any) is in "validation".
-        out.update(n_fit=len(prepared.split.train), n_valid=0, **run.epoch_facts)
         del out["evaluation_seconds"]
     if result.world_size > 1:
         # Data-parallel: the global batch is the configured one (rounded down to a multiple of
@@ -354,27 +368,37 @@ def train(
     ``train_options`` override training hyperparameters (``objective``, ``negatives``, ...);
     ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
     ``"default"`` to let the split decide
-    (:func:`movierec.evaluate.evaluation.default_relevance`).
+    (:func:`movierec.evaluate.evaluation.default_relevance`); ``refit`` among them retrains on
+    the whole training part for the epochs early stopping chose.
     """
     overrides = _overrides(train_options, epochs)
-    if epochs is not None and split is not None and split.strip().lower() == NO_TEST:
-        # On every rating with the epochs given: no validation run to choose them.
-        overrides = {**(overrides or {}), "validation_fraction": 0.0}
     spec = ModelSpec.resolve(model, config_path, train_options=overrides)
+    if (
+        epochs is not None
+        and split is not None
+        and split.strip().lower() == NO_TEST
+        and not spec.train.refit
+    ):
+        # On every rating with the epochs given: no validation run to choose them (refit asks
+        # for one: --epochs is then the validation run's maximum, as with a test set).
+        train_config = dataclasses.replace(spec.train, validation_fraction=0.0)
+        spec = dataclasses.replace(spec, train=train_config)
     job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
     if items is not None:
         named = tuple(item_columns) if item_columns else None
         job = dataclasses.replace(job, items=str(items), item_columns=named)
         if isinstance(data, RatingsData):
             data = with_metadata(data, items, item_columns=item_columns)
-    return run_job(job, data=data if isinstance(data, RatingsData) else None, out=out)
+    in_memory = data if isinstance(data, RatingsData) else None
+    return run_job(job, data=in_memory, out=out)
 
 
 def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
     """Continue the interrupted ``movierec train --out run_dir`` from its last checkpoint.
 
     The checkpoint records the Job, so the same job is rebuilt and continued at the exact step
-    it stopped; the finished run replaces the checkpoint.
+    it stopped; the finished run replaces the checkpoint. A refit's checkpoint also records
+    the epoch counts its validation run chose, so the refit continues without repeating it.
     """
     from movierec.artifacts import MANIFEST
 

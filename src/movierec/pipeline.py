@@ -29,7 +29,7 @@ from movierec.errors import ConfigError, DataError, MovieRecWarning
 from movierec.models import RatingModel, build_model
 from movierec.models.bias import fit_biases
 from movierec.recommend import Recommender
-from movierec.train import EpochRecord, configure_threads, fit
+from movierec.train import ChosenEpochs, EpochRecord, configure_threads, fit
 from movierec.train.checkpoint import TrainingState
 
 
@@ -233,7 +233,7 @@ def fit_recommender(
         "resume": resume,
         "context": context,
     }
-    if not prepared.split.has_test:
+    if not prepared.split.has_test or spec.train.refit:
         return _fit_on_everything(prepared, spec, options, **fit_args)
     return _fit(prepared, spec, options, **fit_args)
 
@@ -266,51 +266,121 @@ def _spec_and_options(
 def _fit_on_everything(
     prepared: Prepared, spec: ModelSpec, options: RunOptions, **fit_args: Any
 ) -> Recommender:
-    """``--split none``: learn from every rating, for a number of epochs chosen beforehand.
+    """Learn from the whole training part (every rating with ``--split none``, the refit of
+    ``[train] refit = true`` otherwise), for a number of epochs chosen beforehand.
 
     With a validation carve-out in ``prepared`` (the spec's ``validation_fraction`` > 0) a
     first run trains on the rest with early stopping, and its best epoch is how long the final
-    run trains on all ratings ("epochs_from": "validation"). Without one (``--epochs`` given),
-    the spec's ``epochs`` are trained on all ratings ("epochs_from": "--epochs"). Only the final
-    run checkpoints and reports epochs; ``recommender.info`` records which rule chose (a
-    closed-form model has no epochs: "closed form").
+    run trains from scratch on the whole training part ("epochs_from": "validation"); with a
+    ranking tower each half keeps its weights after its own best epoch count
+    (:class:`~movierec.train.ChosenEpochs`). Without one (``--epochs`` given with ``--split
+    none``), the spec's ``epochs`` are trained ("epochs_from": "--epochs"). Only the final run
+    checkpoints, reports epochs and meets ``on_epoch``; the chosen counts travel in its
+    checkpoint's context, so a resumed refit continues without a second validation run.
+    ``recommender.info`` records which rule chose (a closed-form model has no epochs:
+    "closed form", and no refit: refused).
     """
     trains = _trains(spec, prepared)
-    facts: dict[str, Any] = (
-        {"epochs_from": "--epochs", "epochs": spec.train.epochs}
-        if trains
-        else {"epochs_from": "closed form", "epochs": 0}
-    )
-    if prepared.n_valid and trains:
-        first = _fit(prepared, spec, options).training
-        epochs = first.best_epoch or len(first.history) or spec.train.epochs
-        facts = {
-            "epochs_from": "validation",
-            "epochs": epochs,
-            "validation": {
-                "n_valid": prepared.n_valid,
-                "epochs_run": len(first.history),
-                "best_epoch": first.best_epoch,
-            },
-        }
-        train = dataclasses.replace(spec.train, epochs=epochs)
+    check_refit(spec, trains)
+    facts = _chosen_epochs(prepared, spec, options, trains, fit_args.get("resume"))
+    chosen = None
+    if facts["epochs_from"] == "validation":
+        validation = facts["validation"]
+        chosen = ChosenEpochs(facts["epochs_best"], validation.get("rating_best_epoch"))
+        train = dataclasses.replace(spec.train, epochs=chosen.total)
         spec = dataclasses.replace(spec, train=train)
     if prepared.n_valid:
         spec = dataclasses.replace(
-            spec, train=dataclasses.replace(spec.train, validation_fraction=0.0)
+            spec, train=dataclasses.replace(spec.train, validation_fraction=0.0, refit=False)
         )
         prepared = prepare_split(
             prepared.data, prepared.split, seed=options.seed, validation_fraction=0
         )
-    recommender = _fit(prepared, spec, options, **fit_args)
+    if fit_args.get("context") is not None:  # what a resumed refit reads back
+        fit_args["context"] = {**fit_args["context"], CHOSEN_KEY: facts}
+    recommender = _fit(prepared, spec, options, chosen=chosen, **fit_args)
+    facts = {k: v for k, v in facts.items() if k != "epochs_best"}
     recommender.info.update(facts)
+    if prepared.split.has_test:
+        recommender.info["refit"] = True
     return recommender
+
+
+CHOSEN_KEY = "chosen_epochs"  # a refit checkpoint's context: the validation run's choice
+
+
+def _chosen_epochs(
+    prepared: Prepared,
+    spec: ModelSpec,
+    options: RunOptions,
+    trains: bool,
+    resume: TrainingState | None,
+) -> dict[str, Any]:
+    """How many epochs the run on the whole training part trains, and what chose them.
+
+    A resumed run takes the choice its checkpoint recorded; otherwise a validation run on
+    ``prepared``'s carve-out chooses (``epochs_best``: the epoch whose weights it kept, the
+    ranking half's with a tower; ``epochs``: how many the final run trains).
+    """
+    if resume is not None and CHOSEN_KEY in resume.context:
+        return dict(resume.context[CHOSEN_KEY])
+    if not trains:
+        return {"epochs_from": "closed form", "epochs": 0}
+    if not prepared.n_valid:
+        return {"epochs_from": "--epochs", "epochs": spec.train.epochs}
+    first = _fit(prepared, spec, options).training
+    best = first.best_epoch or len(first.history) or spec.train.epochs
+    validation = {
+        "n_valid": prepared.n_valid,
+        "epochs_run": len(first.history),
+        "best_epoch": first.best_epoch,
+    }
+    if first.rating_best_epoch is not None:
+        validation["rating_best_epoch"] = first.rating_best_epoch
+    validation["history"] = first.history_rows()
+    epochs = ChosenEpochs(best, first.rating_best_epoch).total
+    return {
+        "epochs_from": "validation",
+        "epochs": epochs,
+        "epochs_best": best,
+        "validation": validation,
+    }
 
 
 def _trains(spec: ModelSpec, prepared: Prepared) -> bool:
     """Whether ``spec``'s model learns by epochs (closed-form models need no epoch count)."""
-    model = build_model(spec.name, 1, 1, prepared.data.rating_scale, spec.config)
+    return learns_by_epochs(spec, prepared.data.rating_scale)
+
+
+def learns_by_epochs(spec: ModelSpec, rating_scale: tuple[float, float] = (1.0, 5.0)) -> bool:
+    """Whether ``spec``'s model is trained epoch by epoch (EASE, popularity, the closed-form
+    biases are fitted at once and have no epochs to choose)."""
+    model = build_model(spec.name, 1, 1, rating_scale, spec.config)
     return model.trainable
+
+
+def check_refit(spec: ModelSpec, trains: bool | None = None) -> None:
+    """A ConfigError when ``spec`` asks for a refit it cannot have: its model has no epochs
+    (closed form), or there is no validation carve-out to choose their count on.
+
+    Args:
+        spec: The model and training options.
+        trains: Whether the model learns by epochs, when already known
+            (:func:`learns_by_epochs` otherwise).
+    """
+    if not spec.train.refit:
+        return
+    if not (learns_by_epochs(spec) if trains is None else trains):
+        raise ConfigError(
+            f"refit retrains for the epoch count early stopping chose, but model {spec.name!r} "
+            f"is fitted in closed form and has no epochs; drop --refit / [train] refit = true "
+            f"for {spec.name!r}"
+        )
+    if spec.train.validation_fraction == 0:
+        raise ConfigError(
+            "refit needs [train] validation_fraction > 0: the epoch count it retrains for is "
+            "chosen by early stopping on that carve-out (it is 0); raise it or drop --refit"
+        )
 
 
 def _fit(
@@ -322,8 +392,10 @@ def _fit(
     checkpoint: Path | None = None,
     resume: TrainingState | None = None,
     context: dict | None = None,
+    chosen: ChosenEpochs | None = None,
 ) -> Recommender:
-    """Train ``spec`` on ``prepared`` (validation carve-out for early stopping, if any)."""
+    """Train ``spec`` on ``prepared`` (validation carve-out for early stopping, if any; the
+    ``chosen`` epochs' weights kept when a validation run chose them)."""
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
     encoder = prepared.encoder
@@ -342,6 +414,7 @@ def _fit(
         checkpoint=checkpoint,
         resume=resume,
         context=context,
+        chosen=chosen,
     )
     fallback = fit_biases(
         prepared.fit_tensors.user_idx,

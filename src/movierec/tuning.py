@@ -45,13 +45,13 @@ from movierec.config import ModelSpec, RunOptions, TrainConfig, load_config_file
 from movierec.data import RatingsData
 from movierec.errors import ConfigError
 from movierec.models import model_class
-from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
+from movierec.pipeline import Prepared, check_refit, default_split, fit_recommender, prepare
 from movierec.train import EpochRecord, FitResult, predict_tensors, resolve_device
 from movierec.train.objectives import predicts_ratings
 
 SECTIONS = ("model", "train")
 # Searching these would change what a trial is scored on, not how well it learns.
-NOT_SEARCHABLE = {"validation_fraction", "objective"}
+NOT_SEARCHABLE = {"validation_fraction", "objective", "refit"}
 SPEC_KEYS = {"low", "high", "log", "step", "choices"}
 STUDY_FILE = "study.db"
 PRUNER_STARTUP_TRIALS = 5  # trials that always finish before the median pruner prunes any
@@ -228,7 +228,9 @@ def validation_score(
     """Train ``spec`` and return (validation RMSE, fit result, parameter count).
 
     The score is the RMSE on the validation carve-out of the weights training ends on (the best
-    epoch's, with early stopping); the test split is never touched.
+    epoch's, with early stopping); the test split is never touched. A spec that asks for a refit
+    is scored without it: a model refit on the carve-out would be scored on its own training
+    ratings.
     """
     if not len(prepared.valid_tensors):
         raise ConfigError(
@@ -236,6 +238,8 @@ def validation_score(
         )
     if not model_class(spec.name).predicts_ratings:
         raise ConfigError(f"model {spec.name!r} ranks but predicts no ratings: nothing to tune")
+    if spec.train.refit:
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, refit=False))
     recommender = fit_recommender(prepared, spec, options, on_epoch=on_epoch)
     model, result = recommender.model, recommender.training
     valid = prepared.valid_tensors.to(resolve_device(options.device))
@@ -260,6 +264,8 @@ class TuneResult:
     best_trial: int
     best_model_options: dict[str, Any]
     best_train_options: dict[str, Any]
+    refit: bool = False  # the best config refits when trained (best_epoch: its trial's)
+    best_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         payload = dataclasses.asdict(self)
@@ -280,8 +286,15 @@ def tune(
     out: Path | None = None,
     options: RunOptions | None = None,
     on_trial: TrialCallback | None = None,
+    refit: bool | None = None,
 ) -> TuneResult:
     """Run ``trials`` more trials of the study for ``config_path`` and write the best config.
+
+    Trials are always scored without a refit (on the carve-out their early stopping judged).
+    With ``refit`` (``--refit``, or ``[train] refit = true`` in the base config) the best config
+    says ``refit = true``: training it repeats the chosen trial's validation run (same data,
+    split and seed), then trains it from scratch on the whole training part for the epoch
+    count that run chose (:func:`movierec.pipeline.fit_recommender`).
 
     Args:
         data: The dataset; ``split`` (default: u1 for ml-100k) is made with ``options.seed``.
@@ -291,6 +304,7 @@ def tune(
         out: The best config's TOML (default ``<study_dir>/best.toml``).
         options: Seed, device and threads of every trial (progress bars are turned off).
         on_trial: Called after each trial with its frozen trial and the best value so far.
+        refit: Whether the best config refits (None: the base config's ``[train] refit``).
     """
     import optuna
 
@@ -298,7 +312,9 @@ def tune(
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     options = dataclasses.replace(options or RunOptions(), progress=False)
     config_path = Path(config_path)
-    base = ModelSpec.resolve(config_path=config_path)
+    asked = {"refit": refit} if refit is not None else None
+    base = ModelSpec.resolve(config_path=config_path, train_options=asked)
+    check_refit(base)  # a closed-form model has no epochs to refit for: before any trial
     if not predicts_ratings(base.train.objective):
         raise ConfigError(
             f"config file {config_path}: tuning scores validation RMSE; "
@@ -395,6 +411,9 @@ def tune(
         )
     best = study.best_trial
     model_options, train_options = space.decode(best.params)
+    if refit is not None:
+        train_options = {**train_options, "refit": refit}
+    best_epoch = best.user_attrs.get("best_epoch")
     result = TuneResult(
         study_name,
         storage,
@@ -408,6 +427,8 @@ def tune(
         best.number,
         model_options,
         train_options,
+        base.train.refit,
+        best_epoch,
     )
     header = [
         f"{TUNED_BY} (Optuna TPE, median pruning) on {data.name} split "
@@ -417,6 +438,7 @@ def tune(
         f"trials: {result.trials} ({result.complete} complete, {result.pruned} pruned, "
         f"{result.failed} failed); best trial #{best.number}",
         f"best validation RMSE: {best.value:.4f}",
+        *_refit_note(base.train.refit, best_epoch),
         f"base config: {config_path}",
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"reproduce: movierec train --data {data.name} --split {prepared.split.name} "
@@ -434,6 +456,17 @@ def tune(
     with atomic_write(out, encoding="utf-8") as handle:  # an old best config stays until then
         handle.write(text)
     return result
+
+
+def _refit_note(refit: bool, best_epoch: int | None) -> list[str]:
+    """The header line of a best config that refits: what training it does."""
+    if not refit:
+        return []
+    return [
+        f"refit: training this config repeats the best trial's validation run (best epoch "
+        f"{best_epoch}), then retrains it from scratch on the whole training part for that "
+        "many epochs"
+    ]
 
 
 def _best_value(study: Any) -> float | None:

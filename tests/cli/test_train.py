@@ -234,3 +234,34 @@ def test_evaluate_on_a_split_with_an_empty_test_part_is_one_line(run_dir, tmp_pa
     path = tmp_path / "two.csv"
     path.write_text("user,item,rating\n1,1,4\n2,2,3\n")
     fails_cleanly(["evaluate", str(run_dir), "--data", str(path)], "no ratings in the test part")
+
+
+def test_train_refit_says_so_in_the_table_the_json_and_run_json(ratings_file, tmp_path):
+    args = ["train", "--data", str(ratings_file), "--model", "mf", "--epochs", "4", "--refit"]
+    args += ["--threads", "1", "-q"]
+    shown = runner.invoke(app, [*args, "--out", str(tmp_path / "shown")])
+    assert shown.exit_code == 0, shown.output
+    assert "refit on all" in shown.stdout and "chosen on the validation carve-out" in shown.stdout
+    result = runner.invoke(app, [*args, "--json", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["refit"] is True and metrics["epochs_from"] == "validation"
+    assert metrics["epochs"] == metrics["validation"]["best_epoch"] and "rmse" in metrics
+    every = len(pd.read_csv(ratings_file))  # the refit learnt all training ratings
+    assert metrics["n_valid"] == 0 and metrics["n_fit"] + metrics["n_test"] == every
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["refit"] is True and run["epochs"] == metrics["epochs"]
+
+
+def test_refit_errors_are_one_line_and_exit_2(ratings_file, tmp_path):
+    base = ["train", "--data", str(ratings_file), "--refit"]
+    fails_cleanly([*base, "--model", "ease"], "model 'ease' is fitted in closed form")
+    fails_cleanly([*base, "--model", "popularity"], "has no epochs")
+    config = tmp_path / "no-carve-out.toml"
+    config.write_text('[model]\nname = "mf"\n[train]\nvalidation_fraction = 0.0\n')
+    fails_cleanly([*base, "--config", str(config)], "refit needs [train] validation_fraction > 0")
+    fails_cleanly(
+        ["train", "--resume", str(tmp_path), "--refit"], "--refit cannot change a resumed run"
+    )
+    bench = ["benchmark", "--data", str(ratings_file), "--models", "mf,bias", "--refit"]
+    fails_cleanly(bench, "model 'bias' is fitted in closed form")

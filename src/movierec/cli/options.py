@@ -123,6 +123,13 @@ OVERWRITE = typer.Option(
     "is complete); without it an existing --out is refused.",
 )
 RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.")
+REFIT = typer.Option(
+    None,
+    "--refit/--no-refit",
+    help="After early stopping chose the epoch count on the validation carve-out, train again "
+    "from scratch on the whole training part for that many epochs and keep that model "
+    "(default: the config's [train] refit). Trainable models only.",
+)
 
 
 # The range of every numeric flag, by flag, checked before a command does any work: (lowest,

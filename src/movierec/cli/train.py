@@ -30,6 +30,7 @@ from movierec.cli.options import (
     QUIET,
     RANK_BY,
     RATING_SCALE,
+    REFIT,
     RELEVANCE,
     RUN_DIR,
     SEED,
@@ -65,6 +66,7 @@ def train(
     objective: str | None = OBJECTIVE,
     negatives: int | None = NEGATIVES,
     negative_sampling: str | None = NEGATIVE_SAMPLING,
+    refit: bool | None = REFIT,
     relevance: str | None = RELEVANCE,
     rank_by: str = RANK_BY,
     seed: int = SEED,
@@ -108,6 +110,11 @@ def train(
         argv = distributed.without_option(sys.argv[1:], "--nproc")
         raise typer.Exit(distributed.launch(nproc, argv))
     if resume is not None:
+        if refit is not None:
+            raise ConfigError(
+                "--refit cannot change a resumed run: its checkpoint says whether it refits; "
+                "leave --refit out with --resume"
+            )
         run = resume_training(resume, progress=not (quiet or as_json))
         _print_train(run.metrics, k, as_json, resume)
         return
@@ -137,7 +144,10 @@ def train(
         policy=options.data_policy(duplicates, rating_scale, out_of_scale),
         options=dataclasses.replace(run_options, checkpoint_minutes=checkpoint_minutes),
         k=k,
-        train_options=options.train_options(objective, negatives, negative_sampling),
+        train_options={
+            **options.train_options(objective, negatives, negative_sampling),
+            "refit": refit,
+        },
         relevance=options.relevance(relevance),
         rank_by=rank_by,
         items=items,
@@ -154,7 +164,7 @@ def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path |
     if as_json:
         print_json(metrics)
         return
-    if "epochs_from" in metrics:  # --split none: trained on every rating, no test metrics
+    if metrics.get("n_test") == 0:  # --split none: trained on every rating, no test metrics
         out.print(
             f"trained {metrics['model']} on all {metrics['n_fit']:,} ratings of "
             f"{metrics['dataset']} (no test set): {metrics['epochs']} epochs, from "
@@ -164,6 +174,12 @@ def _print_train(metrics: dict[str, Any], k: int, as_json: bool, out_dir: Path |
     else:
         title = f"{metrics['dataset']} / split {metrics['split']} (test set)"
         out.print(metrics_table([metrics], k, title))
+        if metrics.get("refit"):
+            out.print(
+                f"refit on all {metrics['n_fit']:,} training ratings for {metrics['epochs']} "
+                f"epochs (chosen on the validation carve-out)",
+                highlight=False,
+            )
     if out_dir is not None:
         out.print(f"run saved to {out_dir}", highlight=False)
 

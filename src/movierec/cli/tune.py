@@ -9,7 +9,17 @@ import typer
 from rich.markup import escape
 
 from movierec.cli import options
-from movierec.cli.options import DATA, DEVICE, JSON, OVERWRITE, QUIET, SEED, SPLIT, THREADS
+from movierec.cli.options import (
+    DATA,
+    DEVICE,
+    JSON,
+    OVERWRITE,
+    QUIET,
+    REFIT,
+    SEED,
+    SPLIT,
+    THREADS,
+)
 from movierec.cli.output import benchmark_table, err, fmt, out, print_json, user_errors
 from movierec.errors import ConfigError
 
@@ -32,6 +42,7 @@ def tune(
         "rewritten by later calls, any other existing file needs --overwrite.",
     ),
     overwrite: bool = OVERWRITE,
+    refit: bool | None = REFIT,
     seed: int = SEED,
     device: str = DEVICE,
     threads: int | None = THREADS,
@@ -42,7 +53,8 @@ def tune(
 
     The test set is never read. The study is stored in SQLite in --study-dir, so running the
     command again adds --trials more to it; the best config is written as a TOML file that
-    `movierec train --config` accepts.
+    `movierec train --config` accepts. Trials never refit; with --refit the best config does
+    (refit = true: training it refits the chosen trial on the whole training part).
     """
     from movierec.artifacts import check_out_file
     from movierec.data import load_data
@@ -75,6 +87,7 @@ def tune(
         out=out_path,
         options=options.run_options(seed, device, threads, True),
         on_trial=show,
+        refit=refit,
     )
     if as_json:
         print_json(result.to_dict())
@@ -82,7 +95,8 @@ def tune(
     out.print(
         f"study {result.study_name}: {result.trials} trials ({result.complete} complete, "
         f"{result.pruned} pruned, {result.failed} failed); best #{result.best_trial} "
-        f"validation RMSE {result.best_value:.4f}\nbest config written to {result.out}",
+        f"validation RMSE {result.best_value:.4f}\nbest config written to {result.out}"
+        + (" (refit = true)" if result.refit else ""),
         highlight=False,
     )
 
@@ -109,6 +123,7 @@ def benchmark(
     epochs: int | None = typer.Option(
         None, "--epochs", help="Cap every movierec model's epochs (smoke runs)."
     ),
+    refit: bool | None = REFIT,
     out_path: Path | None = typer.Option(None, "--out", help="Also write the JSON to this file."),
     device: str = DEVICE,
     threads: int | None = THREADS,
@@ -124,7 +139,7 @@ def benchmark(
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    entries = _benchmark_entries(configs, options.names(models), epochs)
+    entries = _benchmark_entries(configs, options.names(models), epochs, refit)
     surprise_names = check_surprise_names(options.names(surprise))
 
     def show(label: str, record: Any) -> None:
@@ -158,17 +173,22 @@ def benchmark(
 
 
 def _benchmark_entries(
-    configs: list[Path], models: list[str], epochs: int | None
+    configs: list[Path], models: list[str], epochs: int | None, refit: bool | None = None
 ) -> list[tuple[Any, str | None]]:
-    """Resolve every row's spec before anything trains, so a bad file fails at once."""
+    """Resolve every row's spec before anything trains, so a bad file (or a refit of a
+    closed-form model) fails at once."""
     from movierec.config import ModelSpec
+    from movierec.pipeline import check_refit
 
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
-    overrides = {"epochs": epochs} if epochs is not None else None
+    given = {"epochs": epochs, "refit": refit}
+    overrides = {key: value for key, value in given.items() if value is not None} or None
     rows: list[tuple[Any, str | None]] = [
         (ModelSpec.resolve(config_path=path, train_options=overrides), str(path))
         for path in configs
     ]
     rows += [(ModelSpec.resolve(name, train_options=overrides), None) for name in models]
+    for spec, _ in rows:
+        check_refit(spec)
     return rows

@@ -8,7 +8,8 @@ RMSE for the ``rating`` objective, on validation NDCG@10 with training items mas
 ranking objectives; for ``joint`` with a ranking tower, each half on its own measure), the
 per-epoch history, checkpoints (after every epoch, every
 ``RunOptions.checkpoint_minutes`` within one, and on Ctrl-C/SIGTERM) and the ``on_epoch``
-callback.
+callback. A fit whose epoch counts were chosen beforehand (a refit on the whole training part,
+:class:`ChosenEpochs`) keeps the weights of those epochs instead of judging a validation score.
 
 Under torchrun (:mod:`movierec.train.distributed`) the same loop runs data-parallel: validation
 runs on the whole validation split on every rank, rank 0 decides early stopping, and only rank 0
@@ -71,6 +72,30 @@ class EpochRecord:
     valid_ndcg: float | None = None
 
 
+@dataclass(frozen=True)
+class ChosenEpochs:
+    """Epoch counts chosen by an earlier validation run, for a fit with nothing to judge.
+
+    The refit on the whole training part (:func:`movierec.pipeline.fit_recommender`) trains
+    :attr:`total` epochs and keeps the weights after ``best`` of them; with a ranking tower the
+    rating half keeps its weights after ``rating`` epochs, so each half ends at the count its
+    own validation measure chose, as in the validation run.
+    """
+
+    best: int
+    rating: int | None = None
+
+    @property
+    def total(self) -> int:
+        """How many epochs the fit trains."""
+        return max(self.best, self.rating or 0)
+
+    def scores(self, epoch: int) -> tuple[float | None, float | None]:
+        """The (score, rating-half score) the loop judges at ``epoch``: 0 at a chosen epoch
+        (better than any earlier, so its weights are kept), None (not judged) elsewhere."""
+        return (0.0 if epoch == self.best else None, 0.0 if epoch == self.rating else None)
+
+
 @dataclass
 class FitResult:
     """What training produced besides the weights (which stay in the model)."""
@@ -103,6 +128,7 @@ def fit(
     checkpoint: Path | None = None,
     resume: TrainingState | None = None,
     context: dict[str, Any] | None = None,
+    chosen: ChosenEpochs | None = None,
 ) -> FitResult:
     """Train ``model`` in place and return its history.
 
@@ -121,9 +147,14 @@ def fit(
         resume: A checkpoint's state to continue from, exactly where it stopped (same
             permutation, position, optimiser moments and RNG streams).
         context: What is being trained, stored in checkpoints for ``--resume``.
+        chosen: Epoch counts chosen beforehand (``valid`` is then None and ``config.epochs``
+            is ``chosen.total``): the weights kept are those after ``chosen.best`` epochs
+            (the rating half's after ``chosen.rating`` with a ranking tower), and
+            ``best_epoch`` / ``rating_best_epoch`` report them.
 
     Returns:
-        The history, best epoch and timing. The model ends on its best validation weights.
+        The history, best epoch and timing. The model ends on its best validation weights
+        (or those of the chosen epochs).
     """
     options = options or RunOptions()
     row_wise = config.embedding_optimizer == "row-wise"
@@ -153,7 +184,8 @@ def fit(
         config.epochs, config.objective, device,
     )  # fmt: skip
     split_at = model.ranking_only_prefix() if config.objective == "joint" else None
-    run = _Run(result, checkpoint, context or {}, options.checkpoint_minutes * 60.0, split_at)
+    every = options.checkpoint_minutes * 60.0
+    run = _Run(result, checkpoint, context or {}, every, split_at, chosen)
     # The tables' gradients are sparse for this fit only; the flags are restored on exit.
     with (
         optim.sparse_embeddings(model, enabled=row_wise),
@@ -208,9 +240,12 @@ def _epochs(
             on_epoch(record)
         _show(record, "MSE" if not ranking else config.objective.upper(), trainer.options.progress)
         score = valid_rmse if valid_ndcg is None else -valid_ndcg
+        rating_score = valid_rmse
+        if run.chosen is not None:  # a refit: keep the weights of the chosen epochs
+            score, rating_score = run.chosen.scores(epoch)
         finished = run.judge(score, epoch, trainer.model, config.patience)
         if run.rating is not None:  # a ranking tower: the rating half stops on its own
-            rating_finished = run.rating.judge(valid_rmse, epoch, trainer.model, config.patience)
+            rating_finished = run.rating.judge(rating_score, epoch, trainer.model, config.patience)
             finished = finished and rating_finished
         if trainer.world.distributed:
             # Every rank validated the same weights on the whole split; rank 0 decides.
@@ -285,7 +320,8 @@ class _Run:
     Early stopping minimises: RMSE for ratings, -NDCG for ranking objectives. With a ranking
     tower (``split_at``, the prefix of its parameters) ``joint`` training tracks the rating half
     on RMSE beside it (``rating``), stops when both have run out of patience, and ends with each
-    half's weights from its own best epoch.
+    half's weights from its own best epoch. With ``chosen`` the epochs are not judged: the
+    weights kept are those of the chosen epochs.
     """
 
     def __init__(
@@ -295,12 +331,14 @@ class _Run:
         context: dict[str, Any],
         every: float,
         split_at: str | None = None,
+        chosen: ChosenEpochs | None = None,
     ) -> None:
         self.result, self.checkpoint, self.context, self.every = result, checkpoint, context, every
         self.best_score, self.stale = math.inf, 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.split_at = split_at
         self.rating = _Best() if split_at is not None else None
+        self.chosen = chosen  # epochs chosen beforehand: kept by epoch, not by a score
         self.stop = _StopFlag()
         self.last_saved = time.monotonic()
         self.segment_start = time.perf_counter()  # where the epoch's unbooked stepping began

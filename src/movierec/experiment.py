@@ -8,7 +8,8 @@ training returned, in :class:`TrainedRun`. A job with ``split="none"``
 ``run.json`` says where the epoch count came from (``epochs_from``, ``epochs``). A job with
 ``[train] refit = true`` does the same on the whole training part of its split (validation
 carve-out included) and is scored once on the test set; ``run.json`` says ``"refit": true``
-beside the same facts.
+beside the same facts. With a tracker (:mod:`movierec.tracking`, ``--track mlflow``) the job's
+params, each epoch's metrics, the test metrics and the run directory are logged too.
 :func:`save_recommender` writes a recommender trained in Python with the same writer.
 
 Under torchrun every rank loads and prepares the same data and trains its shard; only rank 0
@@ -35,6 +36,7 @@ from movierec.errors import ArtifactError, ConfigError, TrainingError
 from movierec.evaluate.evaluation import default_relevance, evaluate
 from movierec.pipeline import Prepared, default_split, fit_recommender, prepare
 from movierec.recommend import Recommender
+from movierec.tracking import Tracker, tracked
 from movierec.train import EpochRecord, FitResult, distributed, resolve_device
 from movierec.train.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 
@@ -108,6 +110,7 @@ def run_job(
     data: RatingsData | None = None,
     out: Path | None = None,
     resume: TrainingState | None = None,
+    tracker: Tracker | None = None,
 ) -> TrainedRun:
     """Load, train, evaluate and (with ``out``) save ``job``.
 
@@ -116,6 +119,8 @@ def run_job(
         data: The ratings, when they are already in memory (else :func:`load_job_data`).
         out: A run directory to write; training checkpoints go inside it.
         resume: A checkpoint's state of this same job to continue from.
+        tracker: Where to log params, per-epoch and test metrics and the run directory
+            (:mod:`movierec.tracking`); rank 0 only under torchrun.
     """
     dataset = data if data is not None else load_job_data(job)
     prepared = prepare(
@@ -125,11 +130,17 @@ def run_job(
         validation_fraction=job.spec.train.validation_fraction,
     )
     checkpoint = Path(out) / CHECKPOINT if out is not None else None
-    with distributed.session(distributed.local_device(resolve_device(job.options.device))):
-        run = train_model(prepared, job, checkpoint=checkpoint, resume=resume)
-    if out is not None and distributed.is_main():
-        save_trained(run, Path(out))
-        run.metrics["run_dir"] = str(out)
+    tracker = tracker if distributed.is_main() else None
+    with tracked(tracker, job) as on_epoch:
+        with distributed.session(distributed.local_device(resolve_device(job.options.device))):
+            run = train_model(
+                prepared, job, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch
+            )
+        if out is not None and distributed.is_main():
+            save_trained(run, Path(out))
+            run.metrics["run_dir"] = str(out)
+        if tracker is not None:
+            tracker.finish(run, Path(out) if out is not None else None)
     return run
 
 
@@ -356,6 +367,7 @@ def train(
     rank_by: str = "shrunk",
     items: str | Path | None = None,
     item_columns: Sequence[str] | None = None,
+    tracker: Tracker | None = None,
 ) -> TrainedRun:
     """Load ``data``, train one model, evaluate it on the test split and optionally save it.
 
@@ -369,7 +381,8 @@ def train(
     ``relevance``: the rating a test item needs to count as relevant, None for any rating, or
     ``"default"`` to let the split decide
     (:func:`movierec.evaluate.evaluation.default_relevance`); ``refit`` among them retrains on
-    the whole training part for the epochs early stopping chose.
+    the whole training part for the epochs early stopping chose. ``tracker``: see
+    :func:`run_job`.
     """
     overrides = _overrides(train_options, epochs)
     spec = ModelSpec.resolve(model, config_path, train_options=overrides)
@@ -390,15 +403,18 @@ def train(
         if isinstance(data, RatingsData):
             data = with_metadata(data, items, item_columns=item_columns)
     in_memory = data if isinstance(data, RatingsData) else None
-    return run_job(job, data=in_memory, out=out)
+    return run_job(job, data=in_memory, out=out, tracker=tracker)
 
 
-def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
+def resume_training(
+    run_dir: Path, *, progress: bool = True, tracker: Tracker | None = None
+) -> TrainedRun:
     """Continue the interrupted ``movierec train --out run_dir`` from its last checkpoint.
 
     The checkpoint records the Job, so the same job is rebuilt and continued at the exact step
     it stopped; the finished run replaces the checkpoint. A refit's checkpoint also records
     the epoch counts its validation run chose, so the refit continues without repeating it.
+    ``tracker`` logs the resumed job as a new tracked run (the whole history).
     """
     from movierec.artifacts import MANIFEST
 
@@ -413,7 +429,7 @@ def resume_training(run_dir: Path, *, progress: bool = True) -> TrainedRun:
             f"with a data frame); resume it from Python"
         )
     job = Job.from_context(state.context, progress=progress)
-    run = run_job(job, out=run_dir, resume=state)
+    run = run_job(job, out=run_dir, resume=state, tracker=tracker)
     if distributed.is_main():
         run.metrics["resumed_from_epoch"] = state.epoch
     return run

@@ -74,6 +74,12 @@ def train(
     threads: int | None = THREADS,
     as_json: bool = JSON,
     quiet: bool = QUIET,
+    track: str | None = typer.Option(
+        None,
+        "--track",
+        help="Log params, per-epoch metrics, test metrics and the run directory to a tracker: "
+        "mlflow (the mlflow extra; its store from MLFLOW_TRACKING_URI).",
+    ),
     precision: str | None = PRECISION,
     fast: bool = FAST,
     compile_step: bool = COMPILE,
@@ -100,6 +106,7 @@ def train(
     """
     from movierec.experiment import resume_training
     from movierec.experiment import train as train_run
+    from movierec.tracking import make_tracker
     from movierec.train import distributed
 
     if nproc is not None:
@@ -109,13 +116,14 @@ def train(
             raise ConfigError("--nproc is for a plain run; under torchrun, leave it out")
         argv = distributed.without_option(sys.argv[1:], "--nproc")
         raise typer.Exit(distributed.launch(nproc, argv))
+    tracker = make_tracker(track)  # before any work: a missing extra is one line
     if resume is not None:
         if refit is not None:
             raise ConfigError(
                 "--refit cannot change a resumed run: its checkpoint says whether it refits; "
                 "leave --refit out with --resume"
             )
-        run = resume_training(resume, progress=not (quiet or as_json))
+        run = resume_training(resume, progress=not (quiet or as_json), tracker=tracker)
         _print_train(run.metrics, k, as_json, resume)
         return
     if data is None:
@@ -152,6 +160,7 @@ def train(
         rank_by=rank_by,
         items=items,
         item_columns=options.columns(item_columns),
+        tracker=tracker,
     )
     _print_train(run.metrics, k, as_json, out_dir)
 

@@ -334,6 +334,7 @@ def _chosen_epochs(
         "n_valid": prepared.n_valid,
         "epochs_run": len(first.history),
         "best_epoch": first.best_epoch,
+        "train_seconds": first.train_seconds,  # a refit costs this beside its own
     }
     if first.rating_best_epoch is not None:
         validation["rating_best_epoch"] = first.rating_best_epoch

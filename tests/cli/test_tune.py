@@ -65,3 +65,16 @@ def test_tune_out_refuses_an_existing_file_unless_overwrite(ratings_file, tmp_pa
     args = ["tune", "--data", str(ratings_file), "--config", str(tmp_path / "s.toml")]
     fails_cleanly([*args, "--out", str(out)], "already exists; add --overwrite")
     assert out.read_text() == "# keep me\n"
+
+
+def test_benchmark_refit_scores_the_model_refit_on_each_fold(ratings_file):
+    args = ["benchmark", "--data", str(ratings_file), "--protocol", "random:0.2", "--json"]
+    args += ["--models", "mf", "--epochs", "6", "--threads", "1", "-q"]
+    plain = runner.invoke(app, args)
+    refit = runner.invoke(app, [*args, "--refit"])
+    assert plain.exit_code == 0 and refit.exit_code == 0, plain.output + refit.output
+    (plain_run,) = json.loads(plain.stdout)["rows"][0]["per_run"]
+    (refit_run,) = json.loads(refit.stdout)["rows"][0]["per_run"]
+    # The refit trains exactly the validation run's best epoch count, and is another model.
+    assert refit_run["epochs"] == refit_run["best_epoch"] == plain_run["best_epoch"]
+    assert refit_run["rmse"] != plain_run["rmse"]

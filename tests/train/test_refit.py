@@ -115,6 +115,7 @@ def test_the_test_set_scores_the_refit_model_once_and_run_json_records_it(
     # The saved options are the job's (they train the same run again): refit, the maximum.
     assert saved["train_config"]["refit"] is True
     assert saved["train_config"]["epochs"] == MF["epochs"]
+    assert saved["validation"]["train_seconds"] > 0  # what choosing the count cost
     history = saved["validation"]["history"]
     assert len(history) == saved["validation"]["epochs_run"] > saved["epochs"]
     best = min(history, key=lambda row: row["valid_rmse"])

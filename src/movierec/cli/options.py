@@ -126,9 +126,11 @@ RUN_DIR = typer.Argument(..., help="A run directory written by `movierec train`.
 REFIT = typer.Option(
     None,
     "--refit/--no-refit",
-    help="After early stopping chose the epoch count on the validation carve-out, train again "
-    "from scratch on the whole training part for that many epochs and keep that model "
-    "(default: the config's [train] refit). Trainable models only.",
+    help=escape(
+        "After early stopping chose the epoch count on the validation carve-out, train again "
+        "from scratch on the whole training part for that many epochs and keep that model "
+        "(default: the config's [train] refit). Trainable models only."
+    ),
 )
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import json
 import math
@@ -45,7 +44,7 @@ from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
 from movierec.run_checks import check_items, check_run_record, check_seen, check_state
-from movierec.train.checkpoint import CHECKPOINT
+from movierec.train.checkpoint import CHECKPOINT, write_failure
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -130,21 +129,11 @@ def save_run(
 @contextlib.contextmanager
 def write_errors(target: Path, what: str) -> Iterator[None]:
     """Turn a failed write (a full disk, a quota, a read-only folder) into one ArtifactError
-    naming ``target``; the callers' ``finally`` blocks remove what was half written.
-
-    safetensors reports the operating system's error as a SafetensorError whose text holds
-    it, so both kinds are caught.
-    """
+    naming ``target``; the callers' ``finally`` blocks remove what was half written."""
     try:
         yield
     except (OSError, SafetensorError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
-        hint = "free some disk space" if full else "check the folder's permissions and space"
-        raise ArtifactError(
-            f"could not write {what} to {target}: {reason.splitlines()[0] if reason else exc!r}"
-            f"; nothing was left half written: {hint} and run again"
-        ) from None
+        raise write_failure(exc, target, what) from None
 
 
 def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:

@@ -252,7 +252,7 @@ BAD_RUN_JSON = [
     ("n_factors 64.5", set_option("n_factors", 64.5), "n_factors .* must be a whole number"),
     ("n_factors 1e9", set_option("n_factors", 10**9), r"does not fit .*user_factors\.weight"),
     ("init_std 'nan'", set_option("init_std", "nan"), "init_std .* must be a number"),
-    ("init_std NaN", set_option("init_std", float("nan")), "init_std .* must be a number"),
+    ("init_std NaN", set_option("init_std", float("nan")), r"init_std must be >= 0 .*nan\]"),
     ("init_std -1", set_option("init_std", -1.0), "init_std must be >= 0"),
     ("unknown option", set_option("n_factor", 8), "unknown option"),
     ("more users", set_value("n_users", 61), "ID map has 60 users"),

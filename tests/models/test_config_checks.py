@@ -27,7 +27,7 @@ from movierec.models import (
         ({"n_factors": "abc"}, "must be a whole number"),
         ({"n_factors": 64.5}, "must be a whole number"),
         ({"init_std": -0.1}, "init_std must be >= 0"),
-        ({"reg_factors": math.nan}, "must be a number, got nan"),
+        ({"reg_factors": math.nan}, r"must be >= 0 \(got \[nan"),
         ({"init_std": math.inf}, "must be a number, got inf"),
     ],
 )

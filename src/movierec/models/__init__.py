@@ -102,12 +102,14 @@ def make_config(name: str, values: Mapping[str, Any] | None = None) -> Any:
             f"unknown option(s) {', '.join(unknown)} for model {name!r}; "
             f"its options are: {', '.join(sorted(known)) or 'none'}"
         )
-    # Kinds first, so the config's own range checks compare numbers, never "abc" < 1.
-    _check_types(name, config_class, values)
     try:
-        return config_class(**values)
+        config = config_class(**values)
     except (TypeError, ValueError) as exc:
+        # A range check met a value of the wrong kind ("abc" < 1): name the option and kind.
+        _check_types(name, config_class, values)
         raise ConfigError(f"invalid options for model {name!r}: {exc}") from exc
+    _check_types(name, config_class, values)  # what the config's own checks let through
+    return config
 
 
 def _check_types(name: str, config_class: type, values: Mapping[str, Any]) -> None:

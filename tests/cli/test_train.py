@@ -234,3 +234,19 @@ def test_evaluate_on_a_split_with_an_empty_test_part_is_one_line(run_dir, tmp_pa
     path = tmp_path / "two.csv"
     path.write_text("user,item,rating\n1,1,4\n2,2,3\n")
     fails_cleanly(["evaluate", str(run_dir), "--data", str(path)], "no ratings in the test part")
+
+
+def test_strict_refuses_ratings_of_items_the_metadata_lacks(tmp_path):
+    import shutil
+
+    from tests.data.canonical import FIXTURES
+
+    folder = shutil.copytree(FIXTURES / "ml-latest-small", tmp_path / "ml-latest-small")
+    with (folder / "ratings.csv").open("a") as handle:
+        handle.write("999,999999,5.0,964982703\n")
+    args = ["train", "--data", str(folder), "--model", "bias", "--json", "--split", "none"]
+    fails_cleanly([*args, "--strict"], "missing from the item metadata (first: item 999999)")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data_report"]["ratings_unknown_item"] == 1
+    assert "warning:" in result.stderr and "--strict refuses" in result.stderr

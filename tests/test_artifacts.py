@@ -1,11 +1,15 @@
 """Run directories: exact round trip, atomic replacement, refusal of what does not add up."""
 
+import errno
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from movierec.artifacts import MANIFEST, WEIGHTS, load_run, save_run, sha256_of
@@ -170,3 +174,203 @@ def test_weights_that_are_not_finite_are_refused_on_load(saved):
     (saved / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=f"not finite numbers .*{name}"):
         load_run(saved)
+
+
+# Runs that pass the manifest (re-signed after the edit) but hold values that make no sense:
+# each is one ArtifactError naming the value, before any model is allocated.
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, ratings):
+    return save(build_recommender("mf", ratings), tmp_path_factory.mktemp("pristine") / "run")
+
+
+@pytest.fixture()
+def copy(pristine, tmp_path):
+    return Path(shutil.copytree(pristine, tmp_path / "run"))
+
+
+def resign(run_dir, name):
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    manifest["files"][name] = sha256_of(run_dir / name)
+    (run_dir / MANIFEST).write_text(json.dumps(manifest))
+
+
+def edit_json(run_dir, name, edit):
+    payload = json.loads((run_dir / name).read_text())
+    payload = edit(payload) or payload
+    (run_dir / name).write_text(json.dumps(payload))
+    resign(run_dir, name)
+
+
+def edit_weights(run_dir, edit):
+    tensors = load_file(run_dir / WEIGHTS)
+    edit(tensors)
+    save_file(tensors, run_dir / WEIGHTS)
+    resign(run_dir, WEIGHTS)
+
+
+def drop(key):
+    return lambda run: run.pop(key) and None
+
+
+def set_value(key, value):
+    return lambda run: run.__setitem__(key, value)
+
+
+def set_option(key, value):
+    return lambda run: run["model_config"].__setitem__(key, value)
+
+
+BAD_RUN_JSON = [
+    ("no n_users", drop("n_users"), "has no 'n_users'"),
+    ("no n_items", drop("n_items"), "has no 'n_items'"),
+    ("no model", drop("model"), "has no 'model'"),
+    ("no rating_scale", drop("rating_scale"), "has no 'rating_scale'"),
+    ("no model_config", drop("model_config"), "has no 'model_config'"),
+    ("no fallback mean", drop("fallback_global_mean"), "has no 'fallback_global_mean'"),
+    ("a list", lambda run: [run], "holds a list, not an object"),
+    ("n_users text", set_value("n_users", "abc"), "n_users must be a whole number"),
+    ("n_users zero", set_value("n_users", 0), "n_users must be a whole number >= 1"),
+    ("n_items float", set_value("n_items", 40.5), "n_items must be a whole number"),
+    ("n_users bool", set_value("n_users", True), "n_users must be a whole number"),
+    ("scale reversed", set_value("rating_scale", [5, 1]), "rating_scale must be"),
+    ("scale of three", set_value("rating_scale", [1, 3, 5]), "rating_scale must be"),
+    ("scale text", set_value("rating_scale", "1-5"), "rating_scale must be"),
+    ("scale NaN", set_value("rating_scale", [float("nan"), 5]), "rating_scale must be"),
+    ("mean text", set_value("fallback_global_mean", "x"), "fallback_global_mean must be"),
+    ("mean NaN", set_value("fallback_global_mean", float("nan")), "fallback_global_mean must"),
+    ("mean off scale", set_value("fallback_global_mean", 40.0), "outside the rating scale"),
+    ("objective", set_value("objective", "magic"), "objective must be one of"),
+    ("seed text", set_value("seed", "zero"), "seed must be a whole number"),
+    ("model unknown", set_value("model", "gpt"), "unknown model 'gpt'"),
+    ("model_config list", set_value("model_config", [64]), "model_config must be an object"),
+    ("train_config bad", set_value("train_config", {"epochs": -1}), "epochs must be >= 0"),
+    ("train_config list", set_value("train_config", []), "train_config must be an object"),
+    ("n_factors -1", set_option("n_factors", -1), "n_factors >= 1"),
+    ("n_factors text", set_option("n_factors", "abc"), "n_factors .* must be a whole number"),
+    ("n_factors 64.5", set_option("n_factors", 64.5), "n_factors .* must be a whole number"),
+    ("n_factors 1e9", set_option("n_factors", 10**9), r"does not fit .*user_factors\.weight"),
+    ("init_std 'nan'", set_option("init_std", "nan"), "init_std .* must be a number"),
+    ("init_std NaN", set_option("init_std", float("nan")), r"init_std must be >= 0 .*nan\]"),
+    ("init_std -1", set_option("init_std", -1.0), "init_std must be >= 0"),
+    ("unknown option", set_option("n_factor", 8), "unknown option"),
+    ("more users", set_value("n_users", 61), "ID map has 60 users"),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"), [c[1:] for c in BAD_RUN_JSON], ids=[c[0] for c in BAD_RUN_JSON]
+)
+def test_a_run_json_with_a_bad_value_is_one_artifact_error(copy, edit, message, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the model was allocated before its values were checked")
+
+    edit_json(copy, "run.json", edit)
+    # Only the plan on the meta device may be built (n_factors = 1e9 would ask for 240 GB).
+    monkeypatch.setattr("movierec.artifacts.build_model", never)
+    with pytest.raises(ArtifactError, match=message) as caught:
+        load_run(copy)
+    assert "\n" not in str(caught.value)
+
+
+BAD_ITEMS = [
+    ("an object", {"1": "Movie 1"}, "holds a dict, not a list"),
+    ("numbers", [1, 2], "record 0 is not an object"),
+    ("no id", [{"title": "Movie 1", "genres": ""}], "record 0 has no 'item_id'"),
+    ("no genres", [{"item_id": 1, "title": "Movie 1"}], "record 0 has no 'genres'"),
+    ("id null", [{"item_id": None, "title": "x", "genres": ""}], "not an integer or text"),
+    ("title number", [{"item_id": 1, "title": 5, "genres": ""}], "title 5, not text"),
+    ("nested", [{"item_id": 1, "title": "x", "genres": "", "cast": []}], "nests a value"),
+]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"), [c[1:] for c in BAD_ITEMS], ids=[c[0] for c in BAD_ITEMS]
+)
+def test_an_items_json_of_the_wrong_shape_is_refused(copy, payload, message):
+    edit_json(copy, "items.json", lambda _: payload)
+    with pytest.raises(ArtifactError, match=message):
+        load_run(copy)
+
+
+def set_tensor(name, make):
+    return lambda tensors: tensors.__setitem__(name, make(tensors[name]))
+
+
+BAD_TENSORS = [
+    ("indptr decreases", set_tensor("seen.indptr", lambda t: t.flip(0)), "indptr runs from"),
+    (
+        "indptr unsorted",
+        set_tensor("seen.indptr", lambda t: torch.cat([t[:1], t[2:3], t[1:2], t[3:]])),
+        "indptr decreases",
+    ),
+    ("indptr short", set_tensor("seen.indptr", lambda t: t[:-1]), "indptr has shape"),
+    ("indptr float", set_tensor("seen.indptr", lambda t: t.double()), "not int64"),
+    (
+        "indptr overruns",
+        set_tensor("seen.indptr", lambda t: torch.cat([t[:-1], t[-1:] + 5])),
+        "indptr runs from 0 to",
+    ),
+    ("indices outside", set_tensor("seen.indices", lambda t: t + 1000), "outside the catalogue"),
+    ("fallback NaN", set_tensor("fallback.item_bias", lambda t: t * float("nan")), "not finite"),
+    ("fallback short", set_tensor("fallback.user_bias", lambda t: t[:-1]), "expected a float"),
+    ("fallback ints", set_tensor("fallback.user_bias", lambda t: t.long()), "expected a float"),
+    ("seen missing", lambda tensors: tensors.pop("seen.indices"), "lacks tensor 'seen.indices'"),
+    ("model missing", lambda t: t.pop("model.user_bias.weight"), "Missing key"),
+    (
+        "model dtype",
+        set_tensor("model.user_factors.weight", lambda t: t.double()),
+        "is torch.float64, the model holds torch.float32",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"), [c[1:] for c in BAD_TENSORS], ids=[c[0] for c in BAD_TENSORS]
+)
+def test_tampered_tensors_are_refused(copy, edit, message):
+    edit_weights(copy, edit)
+    with pytest.raises(ArtifactError, match=message):
+        load_run(copy)
+
+
+@pytest.mark.parametrize("name", ["items.json", MANIFEST])
+def test_a_symlink_in_the_run_dir_is_refused_even_to_identical_content(copy, tmp_path, name):
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes((copy / name).read_bytes())  # same bytes: the SHA-256 still matches
+    (copy / name).unlink()
+    (copy / name).symlink_to(outside)
+    with pytest.raises(ArtifactError, match=f"{name} is a symbolic link"):
+        load_run(copy)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.ENOSPC, "No space left on device"), SafetensorError("IoError: No space left")],
+    ids=["OSError", "SafetensorError"],
+)
+def test_a_full_disk_is_one_line_and_leaves_nothing(ratings, tmp_path, monkeypatch, failure):
+    def full(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr("movierec.artifacts.save_file", full)
+    with pytest.raises(ArtifactError, match=r"No space left.*free some disk space") as caught:
+        save(build_recommender("bias", ratings), tmp_path / "run")
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_writing_json_keeps_the_previous_run(saved, ratings, monkeypatch):
+    before = sha256_of(saved / WEIGHTS)
+
+    def full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("movierec.artifacts.write_json", full)
+    with pytest.raises(ArtifactError, match="could not write the run"):
+        save(build_recommender("mf", ratings), saved)
+    monkeypatch.undo()
+    assert sha256_of(saved / WEIGHTS) == before
+    load_run(saved)
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []

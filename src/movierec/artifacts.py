@@ -27,22 +27,24 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from movierec import __version__
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
-from movierec.errors import ArtifactError, ConfigError, MovieRecError
+from movierec.errors import ArtifactError, ConfigError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
-from movierec.train.checkpoint import CHECKPOINT
+from movierec.run_checks import check_items, check_run_record, check_seen, check_state
+from movierec.train.checkpoint import CHECKPOINT, write_failure
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -104,21 +106,34 @@ def save_run(
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.tmp-", dir=run_dir.parent))
     try:
-        _write_contents(staging, recommender, model_config, train_config, info, metrics, history)
-        if extra_files is not None:
-            extra_files(staging)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "files": {
-                p.name: sha256_of(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST
-            },
-        }
-        write_json(staging / MANIFEST, manifest)
-        _fsync_dir(staging)
-        _swap_into_place(staging, run_dir)
+        with write_errors(run_dir, "the run"):
+            _write_contents(
+                staging, recommender, model_config, train_config, info, metrics, history
+            )
+            if extra_files is not None:
+                extra_files(staging)
+            manifest = {
+                "format": FORMAT_VERSION,
+                "files": {
+                    p.name: sha256_of(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST
+                },
+            }
+            write_json(staging / MANIFEST, manifest)
+            _fsync_dir(staging)
+            _swap_into_place(staging, run_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return run_dir
+
+
+@contextlib.contextmanager
+def write_errors(target: Path, what: str) -> Iterator[None]:
+    """Turn a failed write (a full disk, a quota, a read-only folder) into one ArtifactError
+    naming ``target``; the callers' ``finally`` blocks remove what was half written."""
+    try:
+        yield
+    except (OSError, SafetensorError) as exc:
+        raise write_failure(exc, target, what) from None
 
 
 def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:
@@ -261,7 +276,12 @@ def read_json(path: Path) -> Any:
 
 
 def verify_manifest(run_dir: Path) -> dict[str, str]:
-    """Check every file listed in the manifest against its SHA-256; return the listing."""
+    """Check every file listed in the manifest against its SHA-256; return the listing.
+
+    A symbolic link among them is refused: a run is a folder of its own files, and a link
+    would serve whatever it points at (outside the run) under the run's name.
+    """
+    _refuse_link(run_dir / MANIFEST)
     manifest = read_json(run_dir / MANIFEST)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
@@ -273,6 +293,7 @@ def verify_manifest(run_dir: Path) -> dict[str, str]:
         path = run_dir / name
         if Path(name).name != name:
             raise ArtifactError(f"{run_dir}: the manifest names a path outside the run ({name!r})")
+        _refuse_link(path)
         if not path.is_file():
             raise ArtifactError(f"{run_dir}: {name} is missing; retrain or restore the run")
         if sha256_of(path) != expected:
@@ -283,8 +304,24 @@ def verify_manifest(run_dir: Path) -> dict[str, str]:
     return files
 
 
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise ArtifactError(
+            f"{path} is a symbolic link (to {os.readlink(path)}); a run directory holds its "
+            f"own files only: copy the file in place of the link, or retrain the run"
+        )
+
+
 def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
-    """Rebuild the recommender saved in ``run_dir`` and return it with its ``run.json``."""
+    """Rebuild the recommender saved in ``run_dir`` and return it with its ``run.json``.
+
+    Every file is checked against the manifest, and every value the loader reads against
+    :mod:`movierec.run_checks` (types, ranges, the tensors' shapes against the model planned
+    on the ``meta`` device) before the model is allocated.
+
+    Raises:
+        ArtifactError: Any of those checks fails; one line naming the file and the value.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
         raise ArtifactError(
@@ -293,72 +330,68 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
         )
     files = verify_manifest(run_dir)
     run = read_json(run_dir / "run.json")
-    if run.get("format") != FORMAT_VERSION:
+    if isinstance(run, dict) and run.get("format") != FORMAT_VERSION:
         raise ArtifactError(
             f"{run_dir} was written in run format {run.get('format')!r}; this movierec reads "
             f"format {FORMAT_VERSION}"
         )
+    run = check_run_record(run, run_dir / "run.json")
     encoder = IdEncoder.from_json(read_json(run_dir / "id_map.json"))
-    n_users, n_items = int(run["n_users"]), int(run["n_items"])
+    n_users, n_items = run["n_users"], run["n_items"]
     if (encoder.n_users, encoder.n_items) != (n_users, n_items):
         raise ArtifactError(
             f"{run_dir}: the ID map has {encoder.n_users} users and {encoder.n_items} items but "
             f"the model was built for {n_users} and {n_items}; the run is inconsistent"
         )
-    try:
-        tensors = load_file(run_dir / WEIGHTS)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{run_dir / WEIGHTS} cannot be read ({exc})") from None
-    broken = _not_finite(tensors)
-    if broken or not math.isfinite(float(run.get("fallback_global_mean", 0.0))):
-        raise ArtifactError(
-            f"{run_dir / WEIGHTS} holds weights that are not finite numbers "
-            f"({', '.join(broken[:3]) or 'fallback_global_mean'}): the model would answer NaN; "
-            "retrain it (with a smaller lr if training diverged)"
-        )
-    try:
-        model = build_model(
-            run["model"], n_users, n_items, tuple(run["rating_scale"]), run["model_config"]
-        )
-    except MovieRecError as exc:
-        raise ArtifactError(
-            f"{run_dir}/run.json describes a model this movierec cannot build: {exc}"
-        ) from None
+    tensors = _read_weights(run_dir / WEIGHTS, n_users, n_items)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ArtifactError(
-            f"{run_dir / WEIGHTS} does not fit the model in run.json ({first}); "
-            "the run is inconsistent"
-        ) from None
-    try:
-        fallback = Biases(
-            float(run["fallback_global_mean"]),
-            tensors["fallback.user_bias"],
-            tensors["fallback.item_bias"],
-        )
-        seen = SeenItems(tensors["seen.indptr"], tensors["seen.indices"], n_items)
-    except KeyError as exc:
-        raise ArtifactError(f"{run_dir / WEIGHTS} lacks tensor {exc}; the run is corrupt") from None
-    if (
-        fallback.user_bias.shape != (n_users,)
-        or fallback.item_bias.shape != (n_items,)
-        or seen.indptr.shape != (n_users + 1,)
-    ):
-        raise ArtifactError(
-            f"{run_dir / WEIGHTS}: fallback or seen-item tensors have the wrong shape"
-        )
-    if seen.indices.numel() and (int(seen.indices.max()) >= n_items or int(seen.indices.min()) < 0):
-        raise ArtifactError(f"{run_dir / WEIGHTS}: seen items point outside the catalogue")
+    check_state(run, state, run_dir / WEIGHTS)  # before the model takes any memory
+    model = build_model(
+        run["model"], n_users, n_items, tuple(run["rating_scale"]), run["model_config"]
+    )
+    model.load_state_dict(state, strict=True)
+    fallback = Biases(
+        float(run["fallback_global_mean"]),
+        tensors["fallback.user_bias"],
+        tensors["fallback.item_bias"],
+    )
+    seen = SeenItems(tensors["seen.indptr"], tensors["seen.indices"], n_items)
     items = None
     if "items.json" in files:
-        items = pd.DataFrame.from_records(read_json(run_dir / "items.json"))
+        items = check_items(read_json(run_dir / "items.json"), run_dir / "items.json")
     model.eval()
     info = {k: run.get(k) for k in ("model", "dataset", "split", "seed", "objective") if k in run}
     objective = run.get("objective") or "rating"
     return Recommender(model, encoder, fallback, seen, items, objective=objective, info=info), run
+
+
+def _read_weights(path: Path, n_users: int, n_items: int) -> dict[str, torch.Tensor]:
+    """The tensors of ``weights.safetensors``, refused unless the fallback and seen-items
+    tensors are all there, well formed and finite (the model's are checked against it)."""
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc})") from None
+    if missing := [name for name in _RUN_TENSORS if name not in tensors]:
+        raise ArtifactError(f"{path} lacks tensor {missing[0]!r}; the run is corrupt")
+    broken = _not_finite(tensors)
+    if broken:
+        raise ArtifactError(
+            f"{path} holds weights that are not finite numbers ({', '.join(broken[:3])}): the "
+            "model would answer NaN; retrain it (with a smaller lr if training diverged)"
+        )
+    for name, size in (("fallback.user_bias", n_users), ("fallback.item_bias", n_items)):
+        tensor = tensors[name]
+        if tensor.shape != (size,) or not tensor.is_floating_point():
+            raise ArtifactError(
+                f"{path}: {name} is {tensor.dtype} {list(tensor.shape)}, expected a float "
+                f"vector of {size}; the run is inconsistent"
+            )
+    check_seen(tensors["seen.indptr"], tensors["seen.indices"], n_users, n_items, path)
+    return tensors
+
+
+_RUN_TENSORS = ("fallback.user_bias", "fallback.item_bias", "seen.indptr", "seen.indices")
 
 
 @contextlib.contextmanager

@@ -265,3 +265,19 @@ def test_refit_errors_are_one_line_and_exit_2(ratings_file, tmp_path):
     )
     bench = ["benchmark", "--data", str(ratings_file), "--models", "mf,bias", "--refit"]
     fails_cleanly(bench, "model 'bias' is fitted in closed form")
+
+
+def test_strict_refuses_ratings_of_items_the_metadata_lacks(tmp_path):
+    import shutil
+
+    from tests.data.canonical import FIXTURES
+
+    folder = shutil.copytree(FIXTURES / "ml-latest-small", tmp_path / "ml-latest-small")
+    with (folder / "ratings.csv").open("a") as handle:
+        handle.write("999,999999,5.0,964982703\n")
+    args = ["train", "--data", str(folder), "--model", "bias", "--json", "--split", "none"]
+    fails_cleanly([*args, "--strict"], "missing from the item metadata (first: item 999999)")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data_report"]["ratings_unknown_item"] == 1
+    assert "warning:" in result.stderr and "--strict refuses" in result.stderr

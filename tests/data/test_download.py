@@ -1,5 +1,6 @@
 """Download and extraction: checksums, progress on stderr, zip-slip, atomicity."""
 
+import errno
 import hashlib
 import io
 import stat
@@ -128,4 +129,64 @@ def test_not_a_zip(tmp_path):
     archive.write_bytes(b"<html>captive portal</html>")
     with pytest.raises(DataError, match="not a readable zip"):
         dl.extract_zip(archive, tmp_path / "cache" / "x")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def deflated(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_a_byte_is_inflated(tmp_path, monkeypatch):
+    # 4 MiB of zeros deflate to about 4 KiB: a ratio of ~1000, as a 1 MB zip of 1 GiB has.
+    archive = deflated(tmp_path / "bomb.zip", {"ml-100k/u.data": bytes(4 << 20)})
+    assert archive.stat().st_size < 64 << 10
+
+    def never(*args):
+        raise AssertionError("a member was inflated before the guard")
+
+    monkeypatch.setattr(dl, "_extract_member", never)
+    with pytest.raises(DataError, match=r"'ml-100k/u\.data' would expand \d[\d,]* times"):
+        dl.extract_zip(archive, tmp_path / "cache" / "ml-100k", folder="ml-100k")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (dl.ArchiveLimits(max_bytes=1000), "would expand to 1,200 bytes, more than the limit"),
+        (dl.ArchiveLimits(max_members=5), "holds 6 members, more than the 5"),
+        (dl.ArchiveLimits(max_ratio=10, ratio_from=100), r"'ml-100k/f0\.txt' would expand"),
+    ],
+    ids=["total size", "member count", "ratio"],
+)
+def test_each_archive_limit_is_a_parameter(tmp_path, limits, message):
+    # Six members of 200 bytes that deflate about 40 times: within the default ratio of 100.
+    members = {f"ml-100k/f{i}.txt": b"0" * 200 for i in range(6)}
+    archive = deflated(tmp_path / "a.zip", members)
+    with pytest.raises(DataError, match=message):
+        dl.extract_zip(archive, tmp_path / "cache" / "ml-100k", folder="ml-100k", limits=limits)
+    assert list((tmp_path / "cache").iterdir()) == []
+    # The same archive within the defaults extracts.
+    dl.extract_zip(archive, tmp_path / "cache" / "ml-100k", folder="ml-100k")
+
+
+def test_twenty_thousand_members_are_refused_by_the_default_limits(tmp_path):
+    members = {f"ml-100k/{i}": b"" for i in range(20_000)}
+    archive = make_zip(tmp_path / "many.zip", members)
+    with pytest.raises(DataError, match="holds 20,000 members, more than the 1,000"):
+        dl.extract_zip(archive, tmp_path / "cache" / "ml-100k", folder="ml-100k")
+
+
+def test_a_full_disk_during_extraction_is_one_data_error(tmp_path, monkeypatch):
+    archive = make_zip(tmp_path / "a.zip", {"ml-100k/u.data": b"1\t2\t3\t4\n"})
+
+    def full(zf, info, root):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dl, "_extract_member", full)
+    with pytest.raises(DataError, match="No space left on device; nothing was left half"):
+        dl.extract_zip(archive, tmp_path / "cache" / "ml-100k", folder="ml-100k")
     assert list((tmp_path / "cache").iterdir()) == []

@@ -5,7 +5,7 @@ import pytest
 
 from movierec.data import load_data
 from movierec.data.metadata import read_items, read_users, sibling_items
-from movierec.errors import DataError
+from movierec.errors import DataError, MovieRecWarning
 from tests.data.canonical import FIXTURES
 
 
@@ -82,5 +82,6 @@ def test_a_movies_csv_of_ones_own_beside_ratings_is_read_by_its_names(tmp_path):
     (tmp_path / "movies.csv").write_text("nothing,useful\n1,2\n")
     with pytest.raises(DataError, match=r"item file beside .*name the right item file"):
         load_data(tmp_path / "ratings.tsv")
-    named = load_data(tmp_path / "ratings.tsv", items=FIXTURES / "generic" / "items.csv")
+    with pytest.warns(MovieRecWarning, match=r"2 of 2 ratings .*first: item 7"):
+        named = load_data(tmp_path / "ratings.tsv", items=FIXTURES / "generic" / "items.csv")
     assert named.items["item_id"].tolist() == [100, 101, 102]  # the one beside is not read

@@ -80,6 +80,7 @@ def test_to_dict_shape():
         "duplicates": "mean",
         "rating_scale": [1.0, 5.0],
         "out_of_scale": "clip",
+        "references": "warn",
     }
     assert DataPolicy().to_dict()["rating_scale"] is None
 

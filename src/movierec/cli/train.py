@@ -62,6 +62,11 @@ def train(
     duplicates: str = DUPLICATES,
     rating_scale: str | None = RATING_SCALE,
     out_of_scale: str = OUT_OF_SCALE,
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Refuse ratings of items (users) the item (user) metadata lacks; default: warn.",
+    ),
     k: int = K,
     objective: str | None = OBJECTIVE,
     negatives: int | None = NEGATIVES,
@@ -149,7 +154,10 @@ def train(
         out=out_dir,
         epochs=epochs,
         columns=options.columns(columns),
-        policy=options.data_policy(duplicates, rating_scale, out_of_scale),
+        policy=dataclasses.replace(
+            options.data_policy(duplicates, rating_scale, out_of_scale),
+            references="error" if strict else "warn",
+        ),
         options=dataclasses.replace(run_options, checkpoint_minutes=checkpoint_minutes),
         k=k,
         train_options={

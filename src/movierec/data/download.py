@@ -4,6 +4,9 @@
   stderr), checks the size and MD5 where known, then renames it into place.
 - :func:`extract_zip`: extracts an archive into a temporary sibling folder, refuses members that
   would land outside it (zip-slip) or are symlinks, then renames the dataset folder into place.
+- :func:`check_archive`: the zip-bomb guard every archive passes before a byte is inflated
+  (:class:`ArchiveLimits`: total uncompressed size, member count, compression ratio). Datasets
+  without a published checksum (ml-1m, ml-32m, ml-latest...) are trusted only this far.
 
 Neither ever leaves a half-written file or folder under its final name: temporaries are removed in
 ``finally`` blocks, so a failure or Ctrl-C leaves at most a hidden ``.*.tmp-*`` leftover.
@@ -22,6 +25,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -142,6 +146,63 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may expand to, checked on its directory before anything is inflated.
+
+    The defaults leave room to spare for every MovieLens release (the largest expand to a few
+    GB in fewer than 20 members, and CSV text compresses less than 10 times) and refuse what
+    only a bomb does.
+
+    Attributes:
+        max_bytes: Total uncompressed size of all members.
+        max_members: Number of members (folders included).
+        max_ratio: Uncompressed / compressed size of one member; deflate reaches about 1000
+            on repeated bytes, text about 3 to 10.
+        ratio_from: Members smaller than this many uncompressed bytes skip the ratio check
+            (a tiny file compresses arbitrarily well and is harmless).
+    """
+
+    max_bytes: int = 32 << 30
+    max_members: int = 1_000
+    max_ratio: float = 100.0
+    ratio_from: int = 1 << 20
+
+
+def check_archive(
+    members: list[zipfile.ZipInfo], archive: Path, limits: ArchiveLimits | None = None
+) -> None:
+    """Refuse a zip bomb from its directory: too many members, too many bytes in all, or a
+    member that inflates beyond ``limits.max_ratio``.
+
+    The directory's sizes can be trusted because :mod:`zipfile` never inflates a member beyond
+    its declared ``file_size`` (a member that holds more fails its CRC check instead).
+
+    Raises:
+        DataError: Naming the archive, the limit and the member.
+    """
+    limits = limits or ArchiveLimits()
+    if len(members) > limits.max_members:
+        raise DataError(
+            f"{archive} holds {len(members):,} members, more than the {limits.max_members:,} "
+            f"a dataset needs; refusing to extract it (a zip bomb or not a dataset)"
+        )
+    total = sum(info.file_size for info in members)
+    if total > limits.max_bytes:
+        raise DataError(
+            f"{archive} would expand to {total:,} bytes, more than the limit of "
+            f"{limits.max_bytes:,}; refusing to extract it (a zip bomb or not a dataset)"
+        )
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= limits.ratio_from and ratio > limits.max_ratio:
+            raise DataError(
+                f"{archive}: member {info.filename!r} would expand {ratio:,.0f} times "
+                f"({info.compress_size:,} to {info.file_size:,} bytes), more than the "
+                f"{limits.max_ratio:g} any dataset file does; refusing to extract a zip bomb"
+            )
+
+
 def check_member(info: zipfile.ZipInfo, archive: Path) -> None:
     """Refuse a zip member that is a symlink or whose path escapes the extraction folder."""
     name = info.filename
@@ -172,7 +233,13 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> N
         shutil.copyfileobj(source, out, CHUNK)
 
 
-def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Path:
+def extract_zip(
+    archive: Path,
+    target: Path,
+    *,
+    folder: str | None = None,
+    limits: ArchiveLimits | None = None,
+) -> Path:
     """Extract ``archive`` so that its dataset folder becomes ``target``, atomically.
 
     The archive is extracted into a hidden temporary sibling of ``target``; then the folder
@@ -183,13 +250,14 @@ def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Pa
         archive: The zip file.
         target: The final dataset folder; must not exist yet.
         folder: The top-level folder inside the zip that holds the data (``ml-10M100K``).
+        limits: The zip-bomb guard (:class:`ArchiveLimits`; None: its defaults).
 
     Returns:
         ``target``.
 
     Raises:
         DataError: The archive is not a zip, is truncated or corrupt (naming the member), is
-            unsafe (zip-slip, symlinks) or is empty.
+            unsafe (zip-slip, symlinks, a zip bomb), is empty, or the disk filled up.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = temp_sibling(target)
@@ -198,6 +266,7 @@ def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Pa
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = zf.infolist()
+                check_archive(members, archive, limits)
                 for info in members:
                     check_member(info, archive)
                 if not any(not info.is_dir() for info in members):
@@ -214,6 +283,12 @@ def extract_zip(archive: Path, target: Path, *, folder: str | None = None) -> Pa
             ) from err
         except (NotImplementedError, RuntimeError) as err:  # unknown compression, encryption
             raise DataError(f"{archive}: cannot extract {member!r}: {_first_line(err)}") from err
+        except OSError as err:  # a full disk, a read-only cache folder
+            raise DataError(
+                f"could not extract {member!r} of {archive} into {target.parent}: "
+                f"{err.strerror or _first_line(err)}; nothing was left half written: free some "
+                f"space (or set MOVIEREC_HOME to another folder) and fetch again"
+            ) from err
         inner = scratch / folder if folder and (scratch / folder).is_dir() else scratch
         try:
             os.replace(inner, target)

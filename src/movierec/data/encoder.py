@@ -28,9 +28,12 @@ DENSE_SPAN_MAX = 1 << 24
 
 
 def normalise_ids(values: Any) -> pd.Index:
-    """Build an index of raw IDs whose dtype is int64 for numeric IDs, str otherwise."""
+    """Build an index of raw IDs whose dtype is int64 for integer IDs that fit in it, str
+    otherwise."""
     index = pd.Index(values)
     if pd.api.types.is_integer_dtype(index.dtype):
+        if index.dtype.kind == "u" and len(index) and int(index.max()) > np.iinfo(np.int64).max:
+            return index.astype(str)  # int64 would wrap 2**64 - 1 to -1
         return index.astype("int64")
     if pd.api.types.is_float_dtype(index.dtype) and bool(np.all(np.mod(index, 1) == 0)):
         return index.astype("int64")

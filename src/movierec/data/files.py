@@ -349,9 +349,12 @@ def _pandas_index_columns(schema: Any) -> set[str]:
 def _arrow_ints(column: Any) -> np.ndarray | None:
     """An Arrow integer column without nulls as int64 (one copy); None for anything else."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if not pa.types.is_integer(column.type) or column.null_count:
         return None
+    if pa.types.is_uint64(column.type) and len(column) and pc.max(column).as_py() >> 63:
+        return None  # int64 would wrap it: the checks of id_column / timestamp_column decide
     return np.asarray(column.to_numpy()).astype(np.int64, copy=False)
 
 

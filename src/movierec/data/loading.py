@@ -19,7 +19,7 @@ import pandas as pd
 
 from movierec.data.catalogue import CATALOGUE, fetch, known_names
 from movierec.data.files import read_frame, read_ratings_file
-from movierec.data.metadata import Source, sibling_items, with_metadata
+from movierec.data.metadata import Source, check_references, sibling_items, with_metadata
 from movierec.data.movielens import read_movielens
 from movierec.data.policies import DataPolicy
 from movierec.data.schema import RatingsData
@@ -57,14 +57,17 @@ def load_data(
             a reading bar while a large text file is parsed.
 
     Returns:
-        The dataset in the canonical schema; ``report`` counts what the policies did.
+        The dataset in the canonical schema; ``report`` counts what the policies did, and the
+        ratings whose item (user) the metadata lacks (a MovieRecWarning when there are any;
+        see :func:`~movierec.data.metadata.check_references`).
 
     Raises:
         DataError: ``spec`` is none of these, the data cannot be read or fetched, a column is
             missing or named twice, or a policy set to ``"error"`` applies.
     """
     data = _load_ratings(spec, columns, policy, progress, beside=items is None)
-    return with_metadata(data, items, users, item_columns=item_columns)
+    data = with_metadata(data, items, users, item_columns=item_columns)
+    return check_references(data, (policy or DataPolicy()).references)
 
 
 def _load_ratings(

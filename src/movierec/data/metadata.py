@@ -7,6 +7,8 @@
 - :func:`read_users`: user metadata (a ``user``/``userId``... column and any others).
 - :func:`sibling_items`: the MovieLens item file beside a ratings file, if there is one.
 - :func:`with_metadata`: a :class:`~movierec.data.schema.RatingsData` with the metadata given.
+- :func:`check_references`: ratings whose item (user) the metadata lacks, counted in the
+  report and warned about, or refused.
 
 Every value goes through the ratings readers' checks (:func:`~movierec.data.schema.id_column`,
 :func:`~movierec.data.files.match_columns`), and a problem is a :class:`DataError` naming the
@@ -16,10 +18,12 @@ file and line, or the frame and row.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from movierec.data.files import ALIASES, match_columns
@@ -36,7 +40,7 @@ from movierec.data.parsing import (
     sniff_separator,
 )
 from movierec.data.schema import RatingsData, id_column
-from movierec.errors import DataError
+from movierec.errors import DataError, MovieRecWarning
 
 ITEM_ALIASES: dict[str, tuple[str, ...]] = {
     "item_id": (*ALIASES["item_id"], "id"),  # an item table's own "id" is the item's
@@ -208,3 +212,58 @@ def _frame_of(source: Source, frame_name: Path) -> tuple[pd.DataFrame, Path, int
     frame = read_text(path, sep=sep, header=0, checked=True)
     frame.columns = [str(c) for c in frame.columns]
     return frame, path, 1
+
+
+def check_references(data: RatingsData, policy: str = "warn") -> RatingsData:
+    """Count the ratings whose item is missing from ``data.items`` (and user from
+    ``data.users``) into the report (``ratings_unknown_item``, ``ratings_unknown_user``; only
+    for the metadata present), and warn about them in one line or refuse them.
+
+    Such ratings still train (an item gets its ID as title), but usually mean the ratings and
+    the metadata come from different releases, or a stray line.
+
+    Args:
+        data: Ratings with their metadata.
+        policy: ``"warn"`` (a :class:`~movierec.errors.MovieRecWarning`) or ``"error"``
+            (:data:`~movierec.data.policies.REFERENCE_POLICIES`).
+
+    Raises:
+        DataError: With ``"error"``, when any rating names an item or user the metadata lacks.
+    """
+    report = dict(data.report)
+    problems = []
+    for kind, meta in (("item", data.items), ("user", data.users)):
+        if meta is None or f"{kind}_id" not in meta:
+            continue
+        ids = data.ratings[f"{kind}_id"]
+        unknown = ~_isin(ids, meta[f"{kind}_id"])
+        count = int(unknown.sum())
+        report[f"ratings_unknown_{kind}"] = count
+        if count:
+            first = ids.to_numpy()[np.flatnonzero(unknown)[0]]
+            problems.append(
+                f"{count:,} of {len(ids):,} ratings name a{'n' if kind == 'item' else ''} "
+                f"{kind} missing from the {kind} metadata (first: {kind} {first})"
+            )
+    if problems:
+        message = f"{data.source}: {'; '.join(problems)}"
+        if policy == "error":
+            raise DataError(
+                f"{message}; fix the ratings or the metadata file, or train without --strict "
+                f"(references='warn')"
+            )
+        warnings.warn(
+            f"{message}; they train, but those items show their ID as title (--strict refuses "
+            f"such data)",
+            MovieRecWarning,
+            stacklevel=3,
+        )
+    return dataclasses.replace(data, report=report)
+
+
+def _isin(ids: pd.Series, known: pd.Series) -> np.ndarray:
+    """``ids.isin(known)``, comparing as text when one side has integer and the other text
+    IDs (a metadata file read separately may differ in kind)."""
+    if (ids.dtype == np.int64) != (known.dtype == np.int64):
+        return ids.astype(str).isin(known.astype(str)).to_numpy()
+    return ids.isin(known).to_numpy()

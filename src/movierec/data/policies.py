@@ -13,6 +13,10 @@ what a ``mean`` averages), then duplicates. It returns the counts that go into
 - Ratings outside a declared scale (:data:`OUT_OF_SCALE_POLICIES`, default
   :data:`DEFAULT_OUT_OF_SCALE`): ``error`` refuses the file naming the first such line, ``clip``
   moves them to the nearest bound, ``drop`` removes them.
+- Ratings whose item is missing from the item metadata, or user from the user metadata
+  (:data:`REFERENCE_POLICIES`): counted in the report and ``warn`` (a MovieRecWarning) by
+  default, refused with ``error`` (``--strict``); see
+  :func:`movierec.data.metadata.check_references`.
 - A scale inferred from the data must make sense (:func:`check_inferred_scale`): not all ratings
   equal, some rating above zero, and nothing beyond :data:`ABSURD_RATING` in magnitude.
 """
@@ -36,6 +40,7 @@ DUPLICATE_POLICIES = ("keep-last", "mean", "error")
 OUT_OF_SCALE_POLICIES = ("error", "clip", "drop")
 DEFAULT_DUPLICATES = "keep-last"
 DEFAULT_OUT_OF_SCALE = "error"
+REFERENCE_POLICIES = ("warn", "error")
 # No rating system people use goes beyond this; a larger value is a mis-read column (IDs, dates).
 ABSURD_RATING = 1e6
 # has_repeats: below this many keys one plain sort is as quick as cutting them into groups.
@@ -61,6 +66,8 @@ class DataPolicy:
             make sense (:func:`check_inferred_scale`).
         out_of_scale: Ratings outside the scale: ``"error"`` (default), ``"clip"`` or
             ``"drop"`` (:data:`OUT_OF_SCALE_POLICIES`).
+        references: Ratings of items (users) the item (user) metadata lacks: ``"warn"``
+            (default) or ``"error"`` (:data:`REFERENCE_POLICIES`).
 
     Raises:
         DataError: A choice is not one of the allowed ones, or the scale makes no sense; before
@@ -70,10 +77,12 @@ class DataPolicy:
     duplicates: str = DEFAULT_DUPLICATES
     rating_scale: tuple[float, float] | None = None
     out_of_scale: str = DEFAULT_OUT_OF_SCALE
+    references: str = "warn"
 
     def __post_init__(self) -> None:
         check_policy("duplicates", self.duplicates, DUPLICATE_POLICIES)
         check_policy("out_of_scale", self.out_of_scale, OUT_OF_SCALE_POLICIES)
+        check_policy("references", self.references, REFERENCE_POLICIES)
         # A JSON list or a pair of ints becomes the float pair the readers compare against.
         object.__setattr__(self, "rating_scale", check_declared_scale(self.rating_scale))
 
@@ -84,6 +93,7 @@ class DataPolicy:
             "duplicates": self.duplicates,
             "rating_scale": scale,
             "out_of_scale": self.out_of_scale,
+            "references": self.references,
         }
 
     @classmethod

@@ -3,9 +3,9 @@
 - :class:`RatingsData`: ratings with item and user metadata, the layout, the rating scale and
   what reading did (``report``).
 - :data:`COLUMNS`: ``user_id, item_id, rating, timestamp``: raw IDs as int64 when they are all
-  integers and str otherwise, ratings as float32, timestamps as int64 unix seconds (0 when the
-  file has none). Rows keep the file's order: ml-100k's canonical u1..u5 folds are ranges of
-  ``u.data`` lines.
+  integers that fit in it and str otherwise (never wrapped), ratings as float32, timestamps as
+  int64 unix seconds (0 when the file has none). Rows keep the file's order: ml-100k's
+  canonical u1..u5 folds are ranges of ``u.data`` lines.
 - :func:`id_column`, :func:`rating_column`, :func:`timestamp_column`: one raw column in the
   canonical dtype, vectorised, a bad value a :class:`DataError` naming its line.
 - :func:`canonical_ratings`, :func:`canonical_frame`: the canonical frame from a parsed frame or
@@ -111,11 +111,11 @@ def id_column(
             f"rating needs a user and an item"
         )
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype(np.int64)
+        return _as_int64(values, values, what, path, line_offset, integer)
     if pd.api.types.is_numeric_dtype(values.dtype) or integer:
         numbers = pd.to_numeric(values, errors="coerce")
         if pd.api.types.is_integer_dtype(numbers.dtype):
-            return numbers.astype(np.int64)
+            return _as_int64(numbers, values, what, path, line_offset, integer)
         floats = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(floats) | (np.mod(floats, 1) != 0) | (np.abs(floats) >= 2.0**63)
@@ -129,6 +129,28 @@ def id_column(
                 f"the line is corrupt or this is not a MovieLens file"
             )
     return values.astype(str)
+
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _as_int64(
+    numbers: pd.Series, values: pd.Series, what: str, path: Path, line_offset: int, integer: bool
+) -> pd.Series:
+    """Integer IDs as int64, unless some do not fit (a uint64 above 2**63 - 1, which a cast
+    would wrap to a negative ID that another one may already be): then as text, the digits
+    as written, or (``integer``: MovieLens files) a DataError naming the line."""
+    if numbers.dtype.kind != "u" or numbers.empty or int(numbers.max()) <= INT64_MAX:
+        return numbers.astype(np.int64)
+    if integer:
+        huge = (numbers > INT64_MAX).to_numpy()
+        row = int(np.flatnonzero(huge)[0])
+        raise DataError(
+            f"{path}: {what} on {locate_first(path, line_offset, huge)} is "
+            f"{int(numbers.iloc[row])}, larger than any 64-bit signed integer "
+            f"({INT64_MAX}); MovieLens IDs are small whole numbers, so the line is corrupt"
+        )
+    return numbers.astype(str)
 
 
 def _show(value: Any) -> str:
@@ -168,6 +190,8 @@ def timestamp_column(values: pd.Series | None, n: int, path: Path, line_offset: 
     """int64 unix seconds from numbers or dates (naive dates are UTC); zeros when absent."""
     if values is None:
         return pd.Series(np.zeros(n, dtype=np.int64))
+    if pd.api.types.is_integer_dtype(values.dtype) and values.dtype.kind == "u":
+        values = values.astype(np.float64)  # uint64 beyond int64 is refused below, not wrapped
     if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
         return values.astype(np.int64)
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):

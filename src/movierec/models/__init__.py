@@ -17,12 +17,15 @@ Each model lives in its own module with its own frozen config dataclass:
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
+import os
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 from movierec.errors import ConfigError
 from movierec.models.autorec import AutoRec, AutoRecConfig
@@ -73,8 +76,10 @@ __all__ = [
     "SVDpp",
     "SVDppConfig",
     "build_model",
+    "check_memory",
     "make_config",
     "model_class",
+    "plan_model",
 ]
 
 
@@ -100,6 +105,8 @@ def make_config(name: str, values: Mapping[str, Any] | None = None) -> Any:
     try:
         config = config_class(**values)
     except (TypeError, ValueError) as exc:
+        # A range check met a value of the wrong kind ("abc" < 1): name the option and kind.
+        _check_types(name, config_class, values)
         raise ConfigError(f"invalid options for model {name!r}: {exc}") from exc
     _check_types(name, config_class, values)  # what the config's own checks let through
     return config
@@ -107,8 +114,9 @@ def make_config(name: str, values: Mapping[str, Any] | None = None) -> Any:
 
 def _check_types(name: str, config_class: type, values: Mapping[str, Any]) -> None:
     """Refuse a value of the wrong kind (``n_factors="64"``) before it reaches torch, whose
-    error would not name the option. Numbers may be ints where floats are declared; tuples
-    may be lists (TOML and JSON have no tuples)."""
+    error would not name the option. Numbers may be ints where floats are declared, never NaN
+    or infinite (JSON's ``NaN`` would slip past every ``>=`` check); tuples may be lists
+    (TOML and JSON have no tuples)."""
     hints = typing.get_type_hints(config_class)
     kinds = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
     for key, value in values.items():
@@ -133,7 +141,7 @@ def _is_kind(value: Any, kind: type) -> bool:
     if kind is int:
         return isinstance(value, numbers.Integral)
     if kind is float:
-        return isinstance(value, numbers.Real)
+        return isinstance(value, numbers.Real) and math.isfinite(value)
     return isinstance(value, kind)
 
 
@@ -148,4 +156,52 @@ def build_model(
     cls = model_class(name)
     if config is None or isinstance(config, Mapping):
         config = make_config(name, config)
+    check_memory(plan_model(name, n_users, n_items, rating_scale, config))
     return cls(n_users, n_items, rating_scale, config)
+
+
+def plan_model(
+    name: str,
+    n_users: int,
+    n_items: int,
+    rating_scale: tuple[float, float],
+    config: Any = None,
+) -> RatingModel:
+    """The model :func:`build_model` would build, on PyTorch's ``meta`` device: every tensor's
+    shape and dtype, no memory and no initialisation, to check sizes before allocating."""
+    cls = model_class(name)
+    if config is None or isinstance(config, Mapping):
+        config = make_config(name, config)
+    with torch.device("meta"):
+        return cls(n_users, n_items, rating_scale, config)
+
+
+def model_bytes(model: torch.nn.Module) -> int:
+    """Bytes of a model's parameters and buffers (of a planned model too)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def check_memory(model: RatingModel, available: int | None = None) -> None:
+    """Refuse a model whose weights alone exceed the machine's memory (``n_factors = 1e9``),
+    with one ConfigError instead of the allocator's traceback (or the OOM killer).
+
+    Args:
+        model: The model, planned (:func:`plan_model`) or built.
+        available: Bytes of memory to compare against; None: the machine's physical memory
+            (where the OS says; otherwise nothing is checked).
+    """
+    available = _physical_memory() if available is None else available
+    needed = model_bytes(model)
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"model {model.name!r} with {model.n_users:,} users and {model.n_items:,} items "
+            f"needs {needed / 2**30:,.1f} GiB for its weights alone, more than this machine's "
+            f"{available / 2**30:,.1f} GiB of memory; use smaller sizes (n_factors, hidden)"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX, or the OS does not say
+        return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from movierec.errors import ConfigError
 from movierec.models.base import FoldInOptions, RatingModel, bias_fold_in
 
 
@@ -80,6 +81,13 @@ class BiasConfig:
     reg_user: float = 15.0
     reg_item: float = 10.0
     iterations: int = 10
+
+    def __post_init__(self) -> None:
+        if not (self.reg_user >= 0 and self.reg_item >= 0) or self.iterations < 1:
+            raise ConfigError(
+                f"bias needs reg_user, reg_item >= 0 and iterations >= 1 (got "
+                f"{self.reg_user}, {self.reg_item}, {self.iterations})"
+            )
 
 
 class BiasModel(RatingModel):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from movierec.errors import ConfigError
 from movierec.models.base import FoldInOptions, RatingModel, VisitorRanker
 from movierec.models.bias import Biases, fit_biases
 
@@ -49,6 +50,13 @@ class MFConfig:
     reg_bias: float = 0.005
     init_std: float = 0.01
     ranking_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_factors < 1:
+            raise ConfigError(f"mf needs n_factors >= 1 (got {self.n_factors})")
+        values = (self.reg_factors, self.reg_bias, self.init_std)
+        if not all(value >= 0 for value in values):  # NaN compares False
+            raise ConfigError(f"mf's reg_* and init_std must be >= 0 (got {list(values)})")
 
 
 class MatrixFactorization(RatingModel):

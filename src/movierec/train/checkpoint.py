@@ -5,17 +5,28 @@ states) plus a JSON document in its metadata (epoch and position within it, hist
 stopping state, scheduler state, and what was being trained). One file renamed into place after
 an fsync means a crash at any instant leaves either the previous checkpoint or the new one.
 Nothing is pickled.
+
+The metadata also holds a SHA-256 over every tensor (name, dtype, shape, bytes) and the JSON
+document (:func:`state_digest`), checked before anything is resumed: a flipped bit anywhere, an
+edited epoch or a renamed key is refused in one line, never resumed from silently. The JSON is
+then checked field by field (:func:`check_meta`), so even a re-signed file cannot reach the loop
+with a missing key or an epoch that does not follow its history.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import math
+import numbers
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -103,6 +114,35 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def state_digest(tensors: dict[str, torch.Tensor], state_json: str) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes (in name order), then the JSON
+    state: what :func:`save_checkpoint` stores and :func:`load_checkpoint` recomputes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}\n".encode())
+        # Bytes as stored, whatever the dtype (bfloat16 has no numpy twin).
+        digest.update(np.ascontiguousarray(tensor.reshape(-1).view(torch.uint8).numpy()).data)
+    digest.update(state_json.encode())
+    return digest.hexdigest()
+
+
+def write_failure(exc: OSError | SafetensorError, target: Path, what: str) -> ArtifactError:
+    """One line for a write that failed (a full disk, a quota, a read-only folder).
+
+    safetensors reports the operating system's error as a SafetensorError holding its text,
+    so both kinds are described the same way.
+    """
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
+    hint = "free some disk space" if full else "check the folder's permissions and free space"
+    return ArtifactError(
+        f"could not write {what} to {target}: {reason}; nothing was left half written: {hint} "
+        "and run again"
+    )
+
+
 def save_checkpoint(path: Path, state: TrainingState) -> None:
     """Write ``state`` atomically to ``path`` (temporary file, fsync, rename)."""
     path = Path(path)
@@ -146,20 +186,30 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         "context": state.context,
         "n_cuda_rng": len(state.cuda_rng),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    state_json = json.dumps(meta)
+    metadata = {"format": FORMAT, "state": state_json, "sha256": state_digest(tensors, state_json)}
+    tmp = None
     try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "state": json.dumps(meta)})
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as exc:
+        raise write_failure(exc, path, "the checkpoint") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
 def load_checkpoint(path: Path) -> TrainingState:
-    """Read a checkpoint written by :func:`save_checkpoint`, refusing anything else."""
+    """Read a checkpoint written by :func:`save_checkpoint`, refusing anything else.
+
+    Raises:
+        ArtifactError: The file is missing, unreadable, not a movierec checkpoint, fails its
+            SHA-256 (any bit of it changed), or its state does not add up (:func:`check_meta`).
+    """
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"no checkpoint at {path}; nothing to resume")
@@ -172,9 +222,29 @@ def load_checkpoint(path: Path) -> TrainingState:
                     f"{path} is not a movierec checkpoint ({metadata.get('format')})"
                 )
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        meta = json.loads(metadata["state"])
-    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as exc:
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ArtifactError(f"checkpoint {path} cannot be read ({exc}); it is corrupt") from None
+    state_json, expected = metadata.get("state"), metadata.get("sha256")
+    if state_json is None or expected is None:
+        raise ArtifactError(
+            f"checkpoint {path} has no {'state' if state_json is None else 'checksum'} (written "
+            f"by an older movierec, or cut); start the run again with --overwrite"
+        )
+    if state_digest(tensors, state_json) != expected:
+        raise ArtifactError(
+            f"checkpoint {path} does not match its SHA-256: the file changed after it was "
+            f"written (a disk error or an edit); resuming from it would train on corrupt state. "
+            f"Start the run again with --overwrite"
+        )
+    try:
+        meta = json.loads(state_json)
+    except ValueError as exc:
+        raise ArtifactError(f"checkpoint {path}: its state is not JSON ({exc})") from None
+    check_meta(meta, tensors, path)
+    return _state(meta, tensors)
+
+
+def _state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainingState:
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
     rating_best = {
@@ -206,3 +276,86 @@ def load_checkpoint(path: Path) -> TrainingState:
         train_seconds=meta["train_seconds"],
         context=meta["context"],
     )
+
+
+def _int(low: int) -> Any:
+    return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _optional(check: Any) -> Any:
+    return lambda v: v is None or check(v)
+
+
+def _optimizer(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("param_groups"), list)
+        and isinstance(v.get("scalars"), dict)
+        and all(str(k).isdigit() and isinstance(x, dict) for k, x in v["scalars"].items())
+    )
+
+
+# Key -> (required, check, what it must be): everything _state and the loop read.
+META_FIELDS: dict[str, tuple[bool, Any, str]] = {
+    "epoch": (True, _int(1), "a whole number >= 1"),
+    "position": (True, _int(0), "a whole number >= 0"),
+    "loss_sum": (True, _number, "a finite number"),
+    "optimizer": (True, _optimizer, "an object with param_groups and scalars"),
+    "scheduler": (True, lambda v: isinstance(v, dict), "an object"),
+    "history": (True, lambda v: isinstance(v, list), "a list of epoch records"),
+    "best_metric": (True, _optional(_number), "a finite number or null"),
+    "best_epoch": (True, _optional(_int(1)), "an epoch or null"),
+    "has_best": (True, lambda v: isinstance(v, bool), "true or false"),
+    "stale": (True, _int(0), "a whole number >= 0"),
+    "ratings_seen": (True, _int(0), "a whole number >= 0"),
+    "train_seconds": (True, lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "context": (True, lambda v: isinstance(v, dict), "an object"),
+    "n_cuda_rng": (True, _int(0), "a whole number >= 0"),
+    "rating_best_metric": (False, _optional(_number), "a finite number or null"),
+    "rating_best_epoch": (False, _optional(_int(1)), "an epoch or null"),
+    "rating_stale": (False, _int(0), "a whole number >= 0"),
+}
+
+
+def check_meta(meta: Any, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint state the loop could not resume from exactly.
+
+    Every field the loop reads has its type and range (:data:`META_FIELDS`); the history is
+    epochs ``1..n`` in order and the epoch in progress is ``n + 1``; the best epochs are among
+    them; the RNG and optimiser tensors are there and well named.
+    """
+    fix = "it is corrupt; start the run again with --overwrite"
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"checkpoint {path}: its state is not an object; {fix}")
+    for name, (required, good, wanted) in META_FIELDS.items():
+        if name not in meta:
+            if required:
+                raise ArtifactError(f"checkpoint {path} has no {name!r} in its state; {fix}")
+        elif not good(meta[name]):
+            raise ArtifactError(f"checkpoint {path}: {name} must be {wanted}, got {meta[name]!r}")
+    epochs = [row.get("epoch") if isinstance(row, dict) else None for row in meta["history"]]
+    if epochs != list(range(1, len(epochs) + 1)) or meta["epoch"] != len(epochs) + 1:
+        raise ArtifactError(
+            f"checkpoint {path}: epoch {meta['epoch']} does not follow its history of epochs "
+            f"{epochs[:10]}; {fix}"
+        )
+    for name in ("best_epoch", "rating_best_epoch"):
+        if (meta.get(name) or 0) > len(epochs):
+            raise ArtifactError(f"checkpoint {path}: {name} {meta[name]} was never trained; {fix}")
+    needed = ["rng.epoch_generator", "rng.torch"]
+    needed += [f"rng.cuda.{i}" for i in range(meta["n_cuda_rng"])]
+    if missing := [name for name in needed if name not in tensors]:
+        raise ArtifactError(f"checkpoint {path} lacks tensor {missing[0]!r}; {fix}")
+    for name in tensors:
+        if name.startswith("optimizer.") and _id(name) is None:
+            raise ArtifactError(f"checkpoint {path}: tensor {name!r} names no parameter; {fix}")
+
+
+def _id(name: str) -> int | None:
+    """The parameter number in ``optimizer.<n>.<moment>``, or None."""
+    parts = name.split(".", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None

@@ -273,3 +273,17 @@ def test_the_favicon_is_served(client):
         assert response.headers["content-type"].startswith("image/svg+xml")
         assert response.text.startswith("<svg")
     assert 'rel="icon" href="/static/favicon.svg"' in client.get("/").text
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_movierec_serve_refuses_unsafe_settings_in_one_line(run_dir, monkeypatch):
+    from tests.cli.invoke import fails_cleanly
+
+    fails_cleanly(["serve", str(run_dir), "--host", "0.0.0.0"], "--allowed-host")
+    fails_cleanly(
+        ["serve", str(run_dir), "--host", "0.0.0.0", "--allowed-host", "a*"], "--allowed-host"
+    )
+    monkeypatch.setenv("MOVIEREC_ADMIN_TOKEN", "s3cret ")
+    fails_cleanly(["serve", str(run_dir)], "whitespace")

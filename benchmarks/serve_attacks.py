@@ -4,7 +4,8 @@ another client keeps being served meanwhile.
 Starts the server as ``movierec serve`` runs it (``python -m movierec.serving.server RUN``) and,
 with ``--baseline``, also a bare ``uvicorn.run(create_app(RUN))`` (httptools, no limits: the
 server before the hardening). Against each it sends ``--repeats`` requests with a 16 MiB header
-(time to the answer's first byte, and its status), holds one idle connection and one slow
+(time to the answer's first byte, and its status; the same client with a 100-byte header as
+the reference for what the machine and client add), holds one idle connection and one slow
 (one byte every 0.5 s) header until the server drops them or ``--patience`` passes, while a
 bystander client asks ``/health`` over and over (its worst latency during the attacks).
 
@@ -68,6 +69,28 @@ def wait_ready(port: int, server: subprocess.Popen, timeout: float = 300) -> Non
     raise SystemExit("the server did not become ready")
 
 
+def read_answer(conn: socket.socket) -> bytes:
+    """One whole response on a keep-alive connection (head, then Content-Length bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise OSError("closed")
+        body += chunk
+    return head
+
+
 class Bystander(threading.Thread):
     """Asks /health over keep-alive connections in a loop; records each answer's latency."""
 
@@ -84,24 +107,25 @@ class Bystander(threading.Thread):
                     conn = socket.create_connection(("127.0.0.1", self.port), timeout=30)
                 started = time.perf_counter()
                 conn.sendall(HEALTH)
-                data = conn.recv(65536)
-                if status_of(data) != 200:
-                    raise OSError(f"status {status_of(data)}")
+                status = status_of(read_answer(conn))
+                if status != 200:
+                    raise OSError(f"status {status}")
                 self.latencies.append(time.perf_counter() - started)
             except OSError:
                 self.failures += 1
-                conn = None  # the server may close an idle keep-alive: reconnect
+                conn = None
             time.sleep(0.01)
 
 
-def big_header(port: int) -> tuple[int | None, float]:
-    """Status and seconds to the first byte of the answer to a 16 MiB header."""
+def big_header(port: int, size: int = BIG) -> tuple[int | None, float]:
+    """Status and seconds to the first byte of the answer to a header of ``size`` bytes."""
+    # Built before the clock starts: making 16 MiB of bytes took the client up to 100 ms.
+    payload = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
     conn = socket.create_connection(("127.0.0.1", port), timeout=60)
-    head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
 
     def send() -> None:
         with contextlib.suppress(OSError):
-            conn.sendall(head + b"a" * BIG + b"\r\n\r\n")
+            conn.sendall(payload)
 
     sender = threading.Thread(target=send, daemon=True)
     started = time.perf_counter()
@@ -152,6 +176,7 @@ def attack(run: Path, baseline: bool, repeats: int, patience: float) -> dict:
         time.sleep(1)
         calm = list(bystander.latencies)
         header = [big_header(port) for _ in range(repeats)]
+        control = [big_header(port, 100) for _ in range(repeats)]  # the same, a small header
         idle = dropped_after(port, trickle=False, patience=patience)
         slow = dropped_after(port, trickle=True, patience=patience)
         bystander.stop.set()
@@ -166,6 +191,10 @@ def attack(run: Path, baseline: bool, repeats: int, patience: float) -> dict:
             "statuses": [s for s, _ in header],
             "median_ms": round(statistics.median(t for _, t in header) * 1000, 1),
             "max_ms": round(max(t for _, t in header) * 1000, 1),
+        },
+        "small_header_same_client": {
+            "statuses": [s for s, _ in control],
+            "median_ms": round(statistics.median(t for _, t in control) * 1000, 1),
         },
         "idle_connection": {"status": idle[0], "dropped_after_s": idle[1]},
         "slow_header": {"status": slow[0], "dropped_after_s": slow[1]},

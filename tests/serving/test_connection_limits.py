@@ -1,7 +1,7 @@
 """Attacks on the connection, against a real uvicorn on loopback, every wait bounded.
 
-The server runs with the limits ``serve`` gives every worker (``CONNECTION_LIMITS``): h11 with a
-16 KiB head and :class:`GuardedH11Protocol`, whose request deadline is shortened here to
+The server runs with the limits ``serve`` gives every worker (``CONNECTION_LIMITS``): a 16 KiB
+head and :class:`GuardedHttpToolsProtocol`, whose request deadline is shortened here to
 ``DEADLINE`` seconds so that slow clients are dropped within the test's time. Each attack also
 checks that another client is answered meanwhile. How fast a 16 MiB header is refused is
 measured by ``benchmarks/serve_attacks.py``, not asserted here.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from movierec.serving import create_app
-from movierec.serving.protocol import MAX_HEAD_BYTES, GuardedH11Protocol
+from movierec.serving.protocol import MAX_HEAD_BYTES, GuardedHttpToolsProtocol
 from movierec.serving.server import CONNECTION_LIMITS, allowed_hosts_for
 from tests.serving import make_run
 
@@ -29,7 +29,7 @@ KEEP_ALIVE = 1
 WAIT = 10.0  # the most any socket operation of a test waits
 
 
-class QuickGuardedH11(GuardedH11Protocol):
+class QuickGuarded(GuardedHttpToolsProtocol):
     request_timeout = DEADLINE
 
 
@@ -38,7 +38,7 @@ def start_server(app, **limits) -> tuple[object, threading.Thread, socket.socket
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))  # a free port, held by us until uvicorn takes the socket
-    options = {**CONNECTION_LIMITS, "http": QuickGuardedH11, "timeout_keep_alive": KEEP_ALIVE}
+    options = {**CONNECTION_LIMITS, "http": QuickGuarded, "timeout_keep_alive": KEEP_ALIVE}
     config = uvicorn.Config(app, log_level="warning", access_log=False, **{**options, **limits})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -114,6 +114,25 @@ def test_an_oversized_header_is_a_431_while_others_are_served(port, size):
     assert status_of(response) == 431
     assert b'"error": "headers_too_large"' in response
     assert str(MAX_HEAD_BYTES).encode() in response
+
+
+def test_a_head_over_the_limit_that_arrives_at_once_is_a_431(port):
+    """A head that completes within one socket read is measured from the parser's callbacks."""
+    with connect(port) as conn:
+        big = b"X-A: " + b"a" * (MAX_HEAD_BYTES // 2) + b"\r\nX-B: " + b"b" * (MAX_HEAD_BYTES // 2)
+        send_quietly(conn, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + big + b"\r\n\r\n")
+        assert status_of(read_response(conn)) == 431
+
+
+def test_a_post_whose_body_arrives_with_its_head_is_not_mistaken_for_a_big_head(port):
+    body = b'{"ratings": [{"item": 1, "rating": 5}]}' + b" " * 40_000  # > the head limit
+    head = (
+        b"POST /recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with connect(port) as conn:
+        conn.sendall(head + body)  # one write: head and body in the same read
+        assert status_of(read_response(conn)) == 200
 
 
 def test_a_head_just_under_the_limit_is_answered(port):

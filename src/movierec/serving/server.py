@@ -7,7 +7,7 @@ environment variables, so nothing but the run directory given here is ever loade
 Each worker limits torch to a few threads: the threadpool already runs requests side by side, and
 more intra-op threads than cores per worker only make them fight over the cores.
 
-Every worker runs with the same connection limits (:mod:`movierec.serving.protocol`: h11, a
+Every worker runs with the same connection limits (:mod:`movierec.serving.protocol`: a
 16 KiB request head, 10 s to send a request, 5 s idle keep-alive) and answers only the ``Host``
 names of :func:`allowed_hosts_for` (DNS rebinding). The run is read before the port is bound and
 precomputed after, with ``/health`` answering ``starting`` meanwhile.
@@ -32,7 +32,7 @@ from fastapi import FastAPI
 
 from movierec.errors import ConfigError
 from movierec.serving.app import DEFAULT_SCORE_BUDGET, check_admin_token, create_app
-from movierec.serving.protocol import GuardedH11Protocol
+from movierec.serving.protocol import GuardedHttpToolsProtocol
 from movierec.serving.routes import ADMIN_TOKEN_ENV
 
 RUN_DIR_ENV = "MOVIEREC_RUN_DIR"
@@ -50,7 +50,7 @@ KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this (uvicorn'
 WORKER_PING_S = 60
 # What every worker's uvicorn runs with; see movierec.serving.protocol for the request limits.
 CONNECTION_LIMITS: dict[str, object] = {
-    "http": GuardedH11Protocol,
+    "http": GuardedHttpToolsProtocol,
     "timeout_keep_alive": KEEP_ALIVE_S,
 }
 

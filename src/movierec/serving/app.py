@@ -260,7 +260,7 @@ class ModelHolder:
         ).start()
 
     def _prepare(self, loaded: tuple[Recommender, dict[str, Any]], started: float) -> None:
-        with self._reload_lock:  # a reload that came in meanwhile waits, then wins
+        with self._reload_lock:  # (reload answers 503 until this is done)
             try:
                 self.current = prepare_served(loaded, self.score_budget, started)
             except Exception as exc:

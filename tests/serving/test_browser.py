@@ -77,6 +77,11 @@ def test_a_person_uses_the_page(page, base_url):
 
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Any 4xx/5xx the page's own requests get (a missing favicon was a 404 on every visit).
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
     page.goto(base_url + "/")
     expect(page.get_by_test_id("model-info")).to_contain_text("users")
 

@@ -21,6 +21,12 @@ def serve(
     cors: str | None = typer.Option(
         None, "--cors", help="Comma-separated origins allowed by CORS (off by default)."
     ),
+    allowed_host: list[str] | None = typer.Option(
+        None,
+        "--allowed-host",
+        help="A Host name to answer, e.g. behind a proxy (repeatable; '*' for any). Default: "
+        "the bound host (plus localhost names on loopback); required with --host 0.0.0.0.",
+    ),
 ) -> None:
     """Serve a run over HTTP: a JSON API (docs at /docs) and a web page at /."""
     from movierec.serving import serve as run_server
@@ -30,4 +36,12 @@ def serve(
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     origins = [o.strip() for o in cors.split(",") if o.strip()] if cors else None
-    run_server(run_dir, host, port, workers, cors_origins=origins, threads=threads)
+    run_server(
+        run_dir,
+        host,
+        port,
+        workers,
+        cors_origins=origins,
+        threads=threads,
+        allowed_hosts=allowed_host or None,
+    )

@@ -15,16 +15,24 @@ at load by the recommender (:meth:`Recommender.precompute_scores`): the whole sc
 for MovieLens 100K). ``GET /users/{id}/recommendations`` then takes the user's row, masks the items
 they rated and runs ``topk``, in microseconds, on the event loop. A run too large for the budget
 is scored per request in FastAPI's threadpool instead (torch releases the GIL while it computes).
-Reload recomputes the matrix before it swaps the model in.
+Reload recomputes the matrix before it swaps the model in. The matrix is scored on one torch
+thread: per-user rows are small matmuls, and on a busy 2-core machine two threads fighting the
+other processes took 92 s for ML-100K where one took 13 s.
+
+Started by the server (``warm_in_background=True``), the run's files are read and checked
+before the port is bound (a bad run is an ``ArtifactError``, not a server that answers 500) and
+the precompute runs once the server listens: ``/health`` answers 503 ``starting`` and every
+model endpoint 503 ``starting`` with ``Retry-After`` until it is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import isfinite
@@ -40,16 +48,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from movierec import __version__
 from movierec.artifacts import load_run
 from movierec.data.encoder import normalise_ids
-from movierec.errors import MovieRecError, UnknownIdError
+from movierec.errors import ConfigError, MovieRecError, UnknownIdError
 from movierec.recommend import Recommender
 from movierec.serving.routes import (
     DESCRIPTION,
     STATIC_DIR,
     ApiError,
+    fold_text,
     router,
     split_genres,
 )
@@ -58,6 +68,7 @@ from movierec.serving.schemas import MAX_ID_LENGTH, ErrorBody
 log = logging.getLogger("movierec.serving")
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_HEADERS = 100  # header lines per request (Apache's LimitRequestFields); their size: protocol
 DEFAULT_SCORE_BUDGET = 256 * 1024 * 1024  # bytes of precomputed scores per loaded run
 
 Scope = MutableMapping[str, Any]
@@ -127,7 +138,15 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
             matrix is larger (or a budget of 0) is scored per request.
     """
     started = time.perf_counter()
-    recommender, run = load_run(run_dir)
+    return prepare_served(load_run(run_dir), score_budget, started)
+
+
+def prepare_served(
+    loaded: tuple[Recommender, dict[str, Any]], score_budget: int, started: float
+) -> LoadedRun:
+    """What :func:`load_served` does once the run is read: ``loaded`` is ``load_run``'s answer,
+    ``started`` the ``perf_counter()`` the load began at (``load_seconds`` counts from it)."""
+    recommender, run = loaded
     encoder = recommender.encoder
     raw_items = [_plain(v) for v in encoder.item_ids.tolist()]
     raw_users = [_plain(v) for v in encoder.user_ids.tolist()]
@@ -139,7 +158,7 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         meta.index = normalise_ids(meta.index)
         aligned = meta["genres"].reindex(encoder.item_ids)
         genres = [split_genres(None if _missing(g) else g) for g in aligned.tolist()]
-    folded = np.array([t.casefold() for t in titles], dtype=np.str_)
+    folded = np.array([fold_text(t) for t in titles], dtype=np.str_)
     with torch.inference_mode():
         # Warm the recommender's caches now so no request pays for them (or races to fill them).
         recommender.top_indices(torch.tensor([0]), 1)
@@ -147,7 +166,7 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
         has_vectors = recommender.model.item_vectors() is not None
         if encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)  # builds the co-occurrence index
-        recommender.precompute_scores(score_budget)
+        _precompute(recommender, score_budget)
         # A model whose scores are NaN answers nothing useful: /health says it is not ready.
         _, probe = recommender.top_for_user(0, min(encoder.n_items, 10), exclude_seen=False)
         answers = bool(torch.isfinite(probe).all())
@@ -166,25 +185,144 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
     )
 
 
+def _precompute(recommender: Recommender, score_budget: int) -> None:
+    """``precompute_scores`` on one torch thread, with a log line before and after."""
+    n_users, n_items = recommender.encoder.n_users, recommender.encoder.n_items
+    need = 4 * n_users * n_items
+    if need > score_budget:
+        log.info(
+            "scores are computed per request: %s users x %s items would take %.0f MiB "
+            "(budget %.0f MiB)",
+            f"{n_users:,}",
+            f"{n_items:,}",
+            need / 2**20,
+            score_budget / 2**20,
+        )
+        recommender.precompute_scores(score_budget)  # clears any matrix of an earlier budget
+        return
+    log.info("scoring %s users x %s items...", f"{n_users:,}", f"{n_items:,}")
+    started = time.perf_counter()
+    with _torch_threads(1):
+        recommender.precompute_scores(score_budget)
+    log.info("scores ready in %.1f s", time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch intra-op threads (a process-wide setting), then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _missing(value: Any) -> bool:
     return value is None or (not isinstance(value, list | tuple | str) and bool(pd.isna(value)))
 
 
 class ModelHolder:
-    """The one reference to the served model; reload builds a new one fully, then swaps it."""
+    """The one reference to the served model; reload builds a new one fully, then swaps it.
 
-    def __init__(self, run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET):
+    The run's files are read (and checked) in the constructor. With ``background=True`` the
+    rest (the precompute) waits for :meth:`start`, which runs it on a thread: the server can
+    listen and say ``starting`` meanwhile.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        score_budget: int = DEFAULT_SCORE_BUDGET,
+        *,
+        background: bool = False,
+    ):
         self.run_dir = Path(run_dir)
         self.score_budget = score_budget
         self._reload_lock = threading.Lock()
-        self.current: LoadedRun = load_served(self.run_dir, score_budget)
+        self.current: LoadedRun | None = None
+        self.failure: str | None = None  # why the background preparation failed
+        started = time.perf_counter()
+        loaded = load_run(self.run_dir)  # ArtifactError here, before the server binds
+        self._pending: tuple[tuple[Recommender, dict[str, Any]], float] | None = None
+        if background:
+            self._pending = (loaded, started)
+        else:
+            self.current = prepare_served(loaded, score_budget, started)
 
-    def reload(self) -> LoadedRun:
-        """Re-read the run directory; on any failure the current model keeps serving."""
+    def start(self) -> None:
+        """Prepare a run held back by ``background=True`` on a daemon thread (once)."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        threading.Thread(
+            target=self._prepare, args=pending, name="movierec-prepare", daemon=True
+        ).start()
+
+    def _prepare(self, loaded: tuple[Recommender, dict[str, Any]], started: float) -> None:
+        with self._reload_lock:  # (reload answers 503 until this is done)
+            try:
+                self.current = prepare_served(loaded, self.score_budget, started)
+            except Exception as exc:
+                log.exception("preparing the run failed")
+                self.failure = f"{type(exc).__name__}: {exc}"
+                return
+        log.info("ready: %s in %.1f s", self.run_dir, self.current.load_seconds)
+
+    def served(self) -> LoadedRun:
+        """The model requests use; a 503 ``starting`` while the first one is prepared."""
+        current = self.current
+        if current is None:
+            detail = (
+                "the model failed to load; see the server log"
+                if self.failure
+                else "the server is still loading the model; retry in a few seconds"
+            )
+            raise ApiError(503, "starting", detail, headers={"Retry-After": "2"})
+        return current
+
+    def reload(self) -> tuple[LoadedRun, float]:
+        """Re-read the run directory; on any failure the current model keeps serving.
+
+        Returns:
+            The new model, and the seconds the whole swap took: waiting for a reload or start
+            in progress, reading, checking, precomputing.
+        """
+        started = time.perf_counter()
         with self._reload_lock:
             fresh = load_served(self.run_dir, self.score_budget)
             self.current = fresh  # one reference assignment: atomic under the GIL
-            return fresh
+            self.failure = None
+        return fresh, time.perf_counter() - started
+
+
+def check_admin_token(token: str | None) -> str | None:
+    """The admin token, or None when unset or empty; a token no request can match is refused.
+
+    HTTP strips spaces around a header value and carries bytes, not text, so a token with
+    leading or trailing whitespace, control characters or non-ASCII characters could never be
+    sent as ``Authorization: Bearer <token>``: the admin endpoints would refuse every request
+    with no hint why.
+
+    Raises:
+        ConfigError: The token cannot be matched.
+    """
+    if not token:
+        return None
+    where = "the admin token ($MOVIEREC_ADMIN_TOKEN)"
+    if token != token.strip():
+        raise ConfigError(
+            f"{where} starts or ends with whitespace, which HTTP strips, so no request could "
+            "match it; remove the spaces"
+        )
+    bad = next((c for c in token if not 0x20 <= ord(c) <= 0x7E), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{where} holds {bad!r} (U+{ord(bad):04X}); a bearer token must be printable ASCII "
+            "to be sent in a header; use letters, digits and punctuation "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
 
 
 # -- middleware ----------------------------------------------------------------------------------
@@ -237,6 +375,10 @@ class GuardMiddleware:
         too_large = _json_bytes(
             413, "body_too_large", f"request bodies are limited to {self.max_body} bytes"
         )
+        if len(scope["headers"]) > MAX_HEADERS:
+            detail = f"requests may carry at most {MAX_HEADERS} headers"
+            await _send_json(send, 431, _json_bytes(431, "too_many_headers", detail))
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -355,8 +497,10 @@ def create_app(
     admin_token: str | None = None,
     cors_origins: list[str] | None = None,
     score_budget: int = DEFAULT_SCORE_BUDGET,
+    allowed_hosts: Sequence[str] | None = None,
+    warm_in_background: bool = False,
 ) -> FastAPI:
-    """Build the API over the run in ``run_dir`` (loaded now; raises ``ArtifactError`` if bad).
+    """Build the API over the run in ``run_dir`` (read now; raises ``ArtifactError`` if bad).
 
     Args:
         run_dir: A run directory written by ``movierec train``. ``POST /admin/reload`` re-reads
@@ -365,13 +509,32 @@ def create_app(
         cors_origins: Origins allowed by CORS; None (the default) sends no CORS headers.
         score_budget: Bytes the precomputed scores of every known user may take (4 per user and
             item); over it, or at 0, each request scores its user on the fly.
+        allowed_hosts: ``Host`` header values the app answers (starlette's
+            ``TrustedHostMiddleware``: ``"*.example.org"`` patterns, ``"*"`` for any); others
+            get a 400, so a web page whose DNS name was rebound to this address cannot read
+            the API. None checks nothing: :func:`~movierec.serving.server.serve` always passes
+            a list (the bound host by default).
+        warm_in_background: Precompute once the server has started (``/health`` answers 503
+            ``starting`` until then) instead of before returning.
+
+    Raises:
+        ArtifactError: The run directory is missing or broken.
+        ConfigError: The admin token can never match (:func:`check_admin_token`).
     """
-    holder = ModelHolder(Path(run_dir), score_budget)
+    admin_token = check_admin_token(admin_token)
+    holder = ModelHolder(Path(run_dir), score_budget, background=warm_in_background)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start()
+        yield
+
     app = FastAPI(
         title="movierec",
         version=__version__,
         description=DESCRIPTION,
         responses={500: {"model": ErrorBody, "description": "Unexpected server error"}},
+        lifespan=lifespan,
     )
     app.state.holder = holder
     app.add_exception_handler(ApiError, _on_api_error)
@@ -385,8 +548,10 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.add_middleware(GuardMiddleware)  # added last: the outermost of ours
-    app.state.admin_token = admin_token or None
+    app.state.admin_token = admin_token
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

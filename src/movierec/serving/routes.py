@@ -3,8 +3,8 @@
 Handlers translate HTTP to :class:`~movierec.recommend.Recommender` calls and back; ranking,
 seen-item masking, ID lookup and cold start live in the recommender and
 :mod:`movierec.coldstart`. The app (:mod:`movierec.serving.app`) puts the model holder and the
-admin token on ``app.state``; a request takes ``holder.current`` once, so a reload mid-request
-does not change the model under it.
+admin token on ``app.state``; a request takes ``holder.served()`` once, so a reload mid-request
+does not change the model under it (and, while the server is still starting, gets a 503).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -79,6 +80,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         404: "Unknown user or item (the body names the ID)",
         413: "Body larger than 64 KiB",
         422: "Invalid parameters or body",
+        503: "The server is still loading the model (`starting`); retry after `Retry-After`",
     }.items()
 }
 
@@ -89,7 +91,7 @@ Movie recommendations from a trained movierec run, by raw dataset IDs.
 * `GET /items/{item_id}/similar`: the items the same users rated (``similarity=jaccard``,
   default) or with the closest embeddings (``similarity=cosine``).
 * `GET /predict?user=&item=`: one predicted rating.
-* `GET /items?query=`: title search (case-insensitive substring).
+* `GET /items?query=`: title search (substring, ignoring case and accents).
 * `POST /recommendations`: the top-k for a new visitor, from a handful of ratings, as
   `{"ratings": [{"item": 1, "rating": 5}, ...], "k": 10}` (an object; a bare list is refused).
 * `POST /admin/reload`: re-read the run directory the server started with (bearer token).
@@ -122,9 +124,22 @@ def _holder(request: Request) -> ModelHolder:
     return request.app.state.holder
 
 
-@router.get("/health", response_model=Health, tags=["service"])
-def health(request: Request, response: Response) -> Health:
-    served = _holder(request).current
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"description": "`starting` (loading) or `not-ready` (NaN scores)"}},
+    tags=["service"],
+)
+def health(request: Request, response: Response) -> Health | JSONResponse:
+    holder = _holder(request)
+    served = holder.current
+    if served is None:  # a load balancer must wait: nothing could be answered yet
+        status = "failed" if holder.failure else "starting"
+        return JSONResponse(
+            {"status": status, "detail": "the model is being loaded and precomputed"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
     rec = served.recommender
     if not served.answers:  # a load balancer must not send requests to a model answering NaN
         response.status_code = 503
@@ -160,7 +175,7 @@ async def user_recommendations(
         Query(description="Add `because`: the user's rated items each one came from"),
     ] = False,
 ) -> Response:
-    served = _holder(request).current  # this request's model to the end, even across a reload
+    served = _holder(request).served()  # this request's model to the end, even across a reload
     user = served.user_index(user_id)
     if served.recommender.precomputed_scores is None or explain:  # ms of torch: off the loop
         items, scores = await run_in_threadpool(served.top_k, user, k, exclude_seen)
@@ -216,7 +231,7 @@ def similar_items(
         Query(description="jaccard (default: who rated both) or cosine (item embeddings)."),
     ] = None,
 ) -> SimilarItems:
-    served = _holder(request).current
+    served = _holder(request).served()
     item = served.item_index(item_id)
     if similarity == "cosine" and not served.has_vectors:
         raise ApiError(
@@ -247,7 +262,7 @@ def predict(
     user: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
     item: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
 ) -> Prediction:
-    served = _holder(request).current
+    served = _holder(request).served()
     user_idx, item_idx = served.user_index(user), served.item_index(item)
     raw_user = served.raw_users[user_idx]
     raw_item = served.raw_items[item_idx]
@@ -267,13 +282,22 @@ def search_items(
         Query(
             min_length=1,
             max_length=MAX_QUERY_LENGTH,
-            description="Case-insensitive substring of the title",
+            description="Substring of the title, ignoring case and accents ('ceremonie' finds "
+            "'Cérémonie')",
         ),
     ],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ItemSearch:
-    served = _holder(request).current
-    needle = query.strip().casefold()
+    served = _holder(request).served()
+    control = next((c for c in query if unicodedata.category(c) == "Cc"), None)
+    if control is not None:  # numpy drops a trailing NUL: '\0' would match every title
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"query: control characters are not allowed (U+{ord(control):04X}); "
+            "search with the words of a title",
+        )
+    needle = fold_text(query.strip())
     if not needle:
         raise ApiError(422, "invalid_request", "query must contain a non-space character")
     titles = served.folded_titles
@@ -297,7 +321,7 @@ def search_items(
 )
 def visitor_recommendations(request: Request, body: VisitorRequest) -> VisitorRecommendations:
     """Top-k for a new visitor: a fresh user is fitted to their ratings, the model frozen."""
-    served = _holder(request).current
+    served = _holder(request).served()
     rec = served.recommender
     # A frame, not a mapping: a repeated item reaches the recommender's check (a 422).
     ratings = pd.DataFrame(
@@ -361,9 +385,9 @@ def reload(
         )
     if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
         raise ApiError(401, "unauthorized", "the admin token is wrong", headers=challenge)
-    old = _holder(request).current
+    old = _holder(request).served()
     try:
-        fresh = _holder(request).reload()
+        fresh, seconds = _holder(request).reload()
     except Exception as exc:  # any bad run on disk: keep serving the old model
         if not isinstance(exc, MovieRecError):
             log.exception("reload failed")
@@ -373,6 +397,7 @@ def reload(
             f"the run on disk cannot be loaded, so the model loaded at {old.loaded_at} "
             f"keeps serving: {exc}",
         ) from None
+    log.info("reloaded %s in %.2f s", fresh.model_name, seconds)
     rec = fresh.recommender
     return Reloaded(
         status="reloaded",
@@ -381,13 +406,29 @@ def reload(
         n_users=rec.encoder.n_users,
         n_items=rec.encoder.n_items,
         loaded_at=fresh.loaded_at,
-        seconds=round(fresh.load_seconds, 3),
+        seconds=round(seconds, 3),
     )
 
 
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    # Browsers ask for /favicon.ico whatever the page links; an SVG answers them all.
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
+def fold_text(text: str) -> str:
+    """Text as the title search compares it: casefolded, accents and compatibility forms off.
+
+    NFKD splits "é" into "e" and a combining accent, which is dropped, so "ceremonie" finds
+    "Cérémonie" (and "ﬁ" becomes "fi").
+    """
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def split_genres(value: Any) -> list[str]:

@@ -386,15 +386,10 @@ def train(
     """
     overrides = _overrides(train_options, epochs)
     spec = ModelSpec.resolve(model, config_path, train_options=overrides)
-    if (
-        epochs is not None
-        and split is not None
-        and split.strip().lower() == NO_TEST
-        and not spec.train.refit
-    ):
-        # On every rating with the epochs given: no validation run to choose them (refit asks
-        # for one: --epochs is then the validation run's maximum, as with a test set).
-        train_config = dataclasses.replace(spec.train, validation_fraction=0.0)
+    if epochs is not None and split is not None and split.strip().lower() == NO_TEST:
+        # On every rating with the epochs given: they are trained, no validation run chooses
+        # them (a refit would be that run; the default config's refit yields to --epochs).
+        train_config = dataclasses.replace(spec.train, validation_fraction=0.0, refit=False)
         spec = dataclasses.replace(spec, train=train_config)
     job = _job(spec, data, split, columns, policy, options, k, relevance, rank_by)
     if items is not None:

@@ -206,3 +206,19 @@ def test_with_a_ranking_tower_each_half_keeps_its_own_chosen_epoch(data):
         torch.testing.assert_close(tensor, snapshots[source][name], msg=name)
     tower = f"{PREFIX}user_factors.weight"
     assert not torch.equal(snapshots[2][tower], snapshots[4][tower])  # the halves really differ
+
+
+def test_epochs_given_on_every_rating_are_trained_even_when_the_config_refits(
+    data, monkeypatch, tmp_path
+):
+    """``--split none --epochs N``: N epochs on every rating, no validation run, although the
+    config asks for a refit (the default's does): the user said how long."""
+    from movierec.experiment import train as train_run
+
+    config = tmp_path / "refit.toml"
+    config.write_text('[model]\nname = "mf"\n\n[train]\nrefit = true\nbatch_size = 64\n')
+    spy = _FitSpy(monkeypatch)
+    run = train_run(data, split="none", config_path=config, epochs=3, options=ONE_THREAD)
+    assert [call["epochs"] for call in spy.calls] == [3]
+    assert len(spy.calls[0]["train"]) == len(data.ratings)
+    assert run.metrics["epochs_from"] == "--epochs"

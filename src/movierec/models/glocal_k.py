@@ -15,11 +15,12 @@ Two stages, in the one training loop:
    rebuilt from the current reconstruction at every step, so both passes get gradients.
 
 The stage is counted by the model itself: each training forward adds its batch's rows to
-``ratings_seen``, and the model fine-tunes once that passes ``pretrain_epochs`` epochs'
-worth of training ratings. ``fine_tuning`` records the stage of the last training forward, so
-the validation after an epoch measures the model that epoch trained, and the best epoch's
-weights (restored by early stopping, saved in a run) predict in the stage they were
-validated in. Both counters are buffers: a checkpoint resumes in the right stage.
+``ratings_seen`` (times the number of ranks under torchrun, where each sees its shard), and
+the model fine-tunes once that passes ``pretrain_epochs`` epochs' worth of training ratings.
+``fine_tuning`` records the stage of the last training forward, so the validation after an
+epoch measures the model that epoch trained, and the best epoch's weights (restored by early
+stopping, saved in a run) predict in the stage they were validated in. Both counters are
+buffers: a checkpoint resumes in the right stage.
 
 The kernels ``k_i`` start so that ``G`` is close to the identity (a 1 at its centre) when
 the training ratings' mean is the pooled value: fine-tuning starts from the pre-trained
@@ -152,7 +153,7 @@ class GLocalK(SparseFC):
             due = self.pretrain_epochs_done()
             with torch.no_grad():
                 self.fine_tuning.fill_(float(due))
-                self.ratings_seen.add_(user_idx.numel())
+                self.ratings_seen.add_(user_idx.numel() * _world_size())
         if not self.fine_tuned:
             return super().forward(user_idx, item_idx)
         return self.decode(self.fine_tuned_codes())[item_idx, user_idx]
@@ -167,3 +168,10 @@ class GLocalK(SparseFC):
 
     def reconstruction(self) -> torch.Tensor:
         return self.decode(self.item_vectors())
+
+
+def _world_size() -> int:
+    """Processes training together (1 outside torchrun): each forward sees 1/world of a step."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1

@@ -73,7 +73,8 @@ def test_the_forward_pass_reads_the_training_ratings_only(name):
     if name == "glocal-k":
         model.fine_tuning.fill_(1.0)  # predict through the global kernel
         pooled = _by_hand(model, dense).mean(1)
-        kernel = torch.einsum("i,ikl->kl", pooled, model.global_weights) / encoder.n_items
+        weighted = torch.einsum("i,ikl->kl", pooled, model.global_weights) / encoder.n_items
+        kernel = weighted * model.config.kernel_lr_scale
         dense = F.conv2d(dense[None, None], kernel[None, None], padding=1)[0, 0]
     expected = _by_hand(model, dense)[held.item_idx, held.user_idx]
     with torch.no_grad():
@@ -178,6 +179,7 @@ def test_a_saved_run_keeps_the_config_and_predicts_like_the_trained_model(name, 
         ("glocal-k", {"kernel_size": 4}, "kernel_size must be an odd number"),
         ("glocal-k", {"dot_scale": 0.0}, "dot_scale must be a finite number > 0"),
         ("glocal-k", {"reg": float("inf")}, "glocal-k reg must be"),
+        ("glocal-k", {"kernel_lr_scale": -0.1}, "kernel_lr_scale must be a finite number > 0"),
         ("sparse-fc", {"pretrain_epochs": 3}, "unknown option"),
     ],
 )

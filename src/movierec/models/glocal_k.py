@@ -110,8 +110,9 @@ class GLocalK(SparseFC):
         self.register_buffer("fine_tuning", torch.tensor(0.0))
 
     def _start_global_kernel(self, typical_rating: float) -> None:
-        """``k_i``: ``1 / (dot_scale * typical_rating)`` at the centre and 0 elsewhere, so that
-        ``G`` is near the identity while the pooled values are near that rating."""
+        """Stored weights ``1 / (dot_scale * kernel_lr_scale * typical_rating)`` at the centre
+        and 0 elsewhere, so that ``G`` (:meth:`global_kernel`) is near the identity while the
+        pooled values are near that rating."""
         centre = self.config.kernel_size // 2
         config = self.config
         with torch.no_grad():

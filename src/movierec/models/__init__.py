@@ -6,6 +6,8 @@ Each model lives in its own module with its own frozen config dataclass:
 - ``mf``: :class:`MatrixFactorization` (biased MF)
 - ``svdpp``: :class:`SVDpp` (biased MF plus implicit feedback from each user's rated items)
 - ``autorec``: :class:`AutoRec` (I-AutoRec: an autoencoder over each item's training ratings)
+- ``sparse-fc``: :class:`SparseFC` (an item autoencoder with kernelised weight matrices)
+- ``glocal-k``: :class:`GLocalK` (Sparse FC pre-trained, then fine-tuned with a global kernel)
 - ``embedding-net-ensemble``: :class:`EmbeddingNetEnsemble` (EmbeddingNets of several seeds,
   averaged)
 - ``bias``: :class:`BiasModel` (user + item biases, closed form)
@@ -34,9 +36,11 @@ from movierec.models.bias import BiasConfig, BiasModel
 from movierec.models.ease import EASE, EASEConfig
 from movierec.models.embedding_net import EmbeddingNet, EmbeddingNetConfig
 from movierec.models.ensemble import EmbeddingNetEnsemble, EmbeddingNetEnsembleConfig
+from movierec.models.glocal_k import GLocalK, GLocalKConfig
 from movierec.models.mean import GlobalMean, GlobalMeanConfig
 from movierec.models.mf import MatrixFactorization, MFConfig
 from movierec.models.popularity import Popularity, PopularityConfig
+from movierec.models.sparse_fc import SparseFC, SparseFCConfig
 from movierec.models.svdpp import SVDpp, SVDppConfig
 
 MODELS: dict[str, type[RatingModel]] = {
@@ -51,6 +55,8 @@ MODELS: dict[str, type[RatingModel]] = {
         SVDpp,
         AutoRec,
         EmbeddingNetEnsemble,
+        SparseFC,
+        GLocalK,
     )
 }
 
@@ -66,6 +72,8 @@ __all__ = [
     "EmbeddingNetConfig",
     "EmbeddingNetEnsemble",
     "EmbeddingNetEnsembleConfig",
+    "GLocalK",
+    "GLocalKConfig",
     "GlobalMean",
     "GlobalMeanConfig",
     "MFConfig",
@@ -75,6 +83,8 @@ __all__ = [
     "RatingModel",
     "SVDpp",
     "SVDppConfig",
+    "SparseFC",
+    "SparseFCConfig",
     "build_model",
     "check_memory",
     "make_config",

@@ -1,37 +1,8 @@
-"""Recommender: a trained model behind raw IDs.
-
-Raw IDs go in and come out; the :class:`IdEncoder` is the only thing that converts.
-
-Ratings or scores: a run trained with the ``rating`` objective (the constructor's
-``objective``, ``"rating"`` by default) by a model that predicts ratings predicts ratings,
-clipped to the rating scale, and :meth:`Recommender.top_n` scores are predicted ratings; so
-does a ``joint`` run, which ranks on the unclipped scores and shows them clipped. A run
-trained with ``bpr`` or ``bce``, or a ranking-only model (``ease``, ``popularity``), produces
-scores that only order items: :meth:`top_n` returns them raw (unclipped, labelled ``score``)
-and :meth:`Recommender.predict` raises :class:`MovieRecError` saying the run predicts scores,
-not ratings (:attr:`Recommender.predicts_ratings` tells which case holds).
-
-A visitor the model never saw gets a list from a handful of ratings
-(:meth:`Recommender.recommend_for_ratings`: the fold-in of :mod:`movierec.coldstart`, as the
-run was trained), and :meth:`Recommender.explain` says which rated items a recommendation came
-from.
-
-Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`);
-:meth:`Recommender.top_indices` then ranks the stored rows, bit for bit what it would compute.
-
-Unknown-ID policy (documented in README):
-
-- :meth:`Recommender.predict` with ``unknown="fallback"`` (evaluation's choice) scores a (user,
-  item) pair the model never saw with the bias baseline fitted on the same training ratings:
-  ``mu + b_u + b_i``, where an unknown side contributes 0. No untrained embedding row is used.
-- ``unknown="error"`` (the CLI's and the API's choice for single lookups), :meth:`top_n` and
-  :meth:`similar_items` raise :class:`UnknownIdError` naming the ID.
-"""
+"""The :class:`Recommender`: a trained model behind raw IDs (see :mod:`movierec.recommend`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -45,31 +16,23 @@ from movierec.data.tensors import SeenItems
 from movierec.errors import ConfigError, MovieRecError
 from movierec.models.base import FoldInOptions, RatingModel
 from movierec.models.bias import Biases
-from movierec.similarity import (
-    DEFAULT_SIMILARITY,
-    CoOccurrence,
-    CosineOfVectors,
-    check_similarity,
+from movierec.recommend.explain import SimilaritySources, explain_indices, similar_indices
+from movierec.recommend.filters import banned_items
+from movierec.recommend.results import (
+    Recommendation,
+    as_frame,
+    as_recommendations,
+    check_k,
+    plain,
 )
+from movierec.recommend.visitor import rank_visitor, visitor_ratings
+from movierec.similarity import CoOccurrence, CosineOfVectors
 from movierec.train.objectives import OBJECTIVES, predicts_ratings
 
 if TYPE_CHECKING:
     from movierec.train import FitResult
 
-SCORE_ROWS = 1 << 16  # users x items scored per batch: bounds memory for wide nets
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended or similar item (raw ID)."""
-
-    item: Any
-    title: str
-    score: float
-    genres: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"item": self.item, "title": self.title, "score": self.score, "genres": self.genres}
+SCORE_ROWS = 1 << 16  # users x items scored (and ranked by one topk) per block
 
 
 class Recommender:
@@ -127,7 +90,9 @@ class Recommender:
         self.training = training
         self.spec = spec
         self._titles, self._genres = self._align_metadata(items)
-        self._similarity: dict[str, CoOccurrence | CosineOfVectors] = {}
+        self._similarity = SimilaritySources(
+            self.model, seen, self.info.get("model", type(self.model).__name__)
+        )
         self._item_side_cache: torch.Tensor | None = None
         self._scores: torch.Tensor | None = None
         self._seen_from: list[int] = []  # seen.indptr as ints, with the scores: [u]..[u+1]
@@ -251,7 +216,7 @@ class Recommender:
         """
         if self._user_lookup is None:
             ids = self.encoder.user_ids.tolist()
-            self._user_lookup = {str(_plain(raw)): idx for idx, raw in enumerate(ids)}
+            self._user_lookup = {str(plain(raw)): idx for idx, raw in enumerate(ids)}
         found = self._user_lookup.get(str(raw))
         return found if found is not None else self.encoder.user_index(raw)
 
@@ -431,14 +396,30 @@ class Recommender:
         return torch.where(torch.isfinite(keys), shown, keys)
 
     def top_n(
-        self, user_id: Any, k: int = 10, *, exclude_seen: bool = True
+        self,
+        user_id: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Any = None,
+        filter_items: Any = None,
     ) -> list[Recommendation]:
         """The ``k`` best items for a known user, with titles and predicted ratings (or ranking
-        scores, for runs that do not predict ratings)."""
-        _check_k(k)
+        scores, for runs that do not predict ratings); ``items`` / ``filter_items`` as in
+        :meth:`recommend`."""
+        check_k(k)
         user = self.encoder.user_index(user_id)
-        items, scores = self.top_for_user(user, k, exclude_seen=exclude_seen)
-        return self._as_recommendations(items, scores)
+        banned = banned_items(self.encoder, self.model.n_items, items, filter_items)
+        if banned is None:
+            found, scores = self.top_for_user(user, k, exclude_seen=exclude_seen)
+        else:
+            found, scores = (
+                row[0]
+                for row in self.top_indices(
+                    torch.tensor([user]), k, self.seen if exclude_seen else None, banned=banned
+                )
+            )
+        return self._as_recommendations(found, scores)
 
     def recommend(
         self,
@@ -472,21 +453,12 @@ class Recommender:
             UnknownIdsError: Users, or items of either list, the model never saw (a
                 ``ValueError``; the message names them).
         """
-        _check_k(k)
+        check_k(k)
         if users is None:
             user_idx = np.arange(self.encoder.n_users, dtype=np.int64)
         else:
             user_idx = self.encoder.encode_known_users(np.atleast_1d(np.asarray(users)), "asked")
-        banned = None
-        if items is not None or filter_items is not None:
-            banned = torch.zeros(self.model.n_items, dtype=torch.bool)
-            if items is not None:
-                allowed = self.encoder.encode_known_items(_ids(items), "in the allow-list")
-                banned[:] = True
-                banned[torch.from_numpy(allowed)] = False
-            if filter_items is not None:
-                denied = self.encoder.encode_known_items(_ids(filter_items), "in the deny-list")
-                banned[torch.from_numpy(denied)] = True
+        banned = banned_items(self.encoder, self.model.n_items, items, filter_items)
         found, scores = self.top_indices(
             torch.from_numpy(user_idx),
             k,
@@ -494,24 +466,7 @@ class Recommender:
             banned=banned,
             on_block=on_block,
         )
-        return self._as_frame(user_idx, found.numpy(), scores.numpy())
-
-    def _as_frame(
-        self, user_idx: np.ndarray, found: np.ndarray, scores: np.ndarray
-    ) -> pd.DataFrame:
-        """Rows of :meth:`recommend` from ``[U, k]`` item indices and scores (-inf: no item)."""
-        keep = np.isfinite(scores).ravel()
-        width = found.shape[1]
-        flat = found.ravel()[keep]
-        return pd.DataFrame(
-            {
-                "user": np.repeat(self.encoder.decode_users(user_idx), width)[keep],
-                "rank": np.tile(np.arange(1, width + 1, dtype=np.int64), len(user_idx))[keep],
-                "item": self.encoder.decode_items(flat),
-                "title": self._titles[flat].astype(str),
-                "score": scores.ravel()[keep],
-            }
-        )
+        return as_frame(self.encoder, self._titles, user_idx, found.numpy(), scores.numpy())
 
     # -- a visitor the model never saw, and explanations --------------------------------------
 
@@ -527,24 +482,28 @@ class Recommender:
         k: int,
         *,
         options: FoldInOptions | None = None,
+        banned: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A visitor's top-``k`` ``(item_idx [k] int64, score [k] float32)``, best first.
+        """A visitor's top-``k`` ``(item_idx [<=k] int64, score [<=k] float32)``, best first.
 
-        The fold-in is :func:`movierec.coldstart.visitor_scores`; items are ranked by its
-        unclipped key (ties: the lower item index first), the visitor's rated items left out,
-        and each shows the clipped predicted rating where the run predicts ratings, else its
-        ranking score. :meth:`recommend_for_ratings` is this with raw IDs and titles.
+        The fold-in is :func:`movierec.coldstart.visitor_scores`; items are ranked by
+        :func:`movierec.recommend.visitor.rank_visitor` (the unclipped key), the visitor's
+        rated items and ``banned`` ones (bool ``[n_items]``) left out, and each shows the
+        clipped predicted rating where the run predicts ratings, else its ranking score.
+        :meth:`recommend_for_ratings` is this with raw IDs and titles.
         """
-        _check_k(k)
+        check_k(k)
         found = visitor_scores(self, list(item_ids), list(ratings), options)
-        key = found.key.clone()
-        key[found.rated] = float("-inf")
-        order = torch.sort(key, descending=True, stable=True).indices
-        order = order[: min(k, self.model.n_items - len(found.rated))]
-        return order, found.shown[order]
+        return rank_visitor(found, k, banned)
 
     def recommend_for_ratings(
-        self, ratings: Any, k: int = 10, *, options: FoldInOptions | None = None
+        self,
+        ratings: Any,
+        k: int = 10,
+        *,
+        options: FoldInOptions | None = None,
+        items: Any = None,
+        filter_items: Any = None,
     ) -> list[Recommendation]:
         """The ``k`` best items for a visitor the model never saw, from their ratings.
 
@@ -558,6 +517,8 @@ class Recommender:
                 with an ``item`` (or ``item_id``) and a ``rating`` column.
             k: How many items (1..1000); fewer when the unrated items run out.
             options: The fold-in's budget (steps, learning rate, pull, time cap).
+            items: Allow-list of raw item IDs (only these may be listed), or None.
+            filter_items: Deny-list of raw item IDs (never listed), or None.
 
         Returns:
             A list like :meth:`top_n`'s, best first, never an item the visitor rated: ``score``
@@ -566,12 +527,14 @@ class Recommender:
 
         Raises:
             UnknownIdError: An item the model never saw (the message names it).
+            UnknownIdsError: A filter naming items the model never saw.
             ConfigError: No ratings, more than 1000, a repeated item, a rating outside the
                 scale, or a frame without the columns.
         """
-        item_ids, values = _visitor_ratings(ratings)
-        items, scores = self.top_for_ratings(item_ids, values, k, options=options)
-        return self._as_recommendations(items, scores)
+        item_ids, values = visitor_ratings(ratings)
+        banned = banned_items(self.encoder, self.model.n_items, items, filter_items)
+        found, scores = self.top_for_ratings(item_ids, values, k, options=options, banned=banned)
+        return self._as_recommendations(found, scores)
 
     def explain(self, user_id: Any, item_id: Any, n: int = 3) -> list[Recommendation]:
         """The user's rated items that contributed most to their score of ``item_id``.
@@ -604,105 +567,40 @@ class Recommender:
         rated, weights = self.explain_indices(user, item, n)
         return self._as_recommendations(rated, weights)
 
-    @torch.inference_mode()
     def explain_indices(self, user: int, item: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`explain` on indices: ``(item_idx [<=n] int64, weight [<=n] float32)``."""
-        exact = self.model.explain_weights(user, item)
-        if exact is not None:
-            rated, weights = exact[0], exact[1].float()
-        else:
-            rated = self.seen.items_of(user)
-            kind = "cosine" if self.model.item_vectors() is not None else "jaccard"
-            weights = self.similarity_source(kind).rows(torch.tensor([item]))[0][rated].float()
-        order = torch.sort(weights, descending=True, stable=True).indices[:n]
-        return rated[order], weights[order]
+        return explain_indices(self.model, self.seen, self._similarity, user, item, n)
 
-    @torch.inference_mode()
     def similar_items(
-        self, item_id: Any, k: int = 10, *, similarity: str | None = None
+        self,
+        item_id: Any,
+        k: int = 10,
+        *,
+        similarity: str | None = None,
+        items: Any = None,
+        filter_items: Any = None,
     ) -> list[Recommendation]:
         """The ``k`` items most similar to ``item_id`` (itself excluded).
 
         ``similarity`` (:data:`movierec.similarity.SIMILARITIES`): ``jaccard`` (default: who
         rated both, over who rated either, in training) or ``cosine`` (the model's item
         embeddings). The measured item-to-item hit rates that chose the default are in the
-        issue notes and docs.
+        issue notes and docs. ``items`` / ``filter_items``: allow- and deny-lists of raw item
+        IDs, as in :meth:`recommend`.
         """
-        _check_k(k)
+        check_k(k)
         item = self.encoder.item_index(item_id)
-        scores = self.similarity_source(similarity).rows(torch.tensor([item]))[0]
-        scores[item] = float("-inf")
-        top = torch.topk(scores, min(k, self.model.n_items - 1))
-        return self._as_recommendations(top.indices, top.values)
+        banned = banned_items(self.encoder, self.model.n_items, items, filter_items)
+        found, scores = similar_indices(self.similarity_source(similarity), item, k, banned)
+        return self._as_recommendations(found, scores)
 
     def similarity_source(self, similarity: str | None = None) -> CoOccurrence | CosineOfVectors:
         """The object that scores item-item similarity rows, built once per kind."""
-        name = check_similarity(similarity or DEFAULT_SIMILARITY)
-        if name not in self._similarity:
-            if name == "jaccard":
-                self._similarity[name] = CoOccurrence(self.seen, self.model.n_items)
-            else:
-                vectors = self.model.item_vectors()
-                if vectors is None:
-                    raise MovieRecError(
-                        f"model {self.info.get('model', type(self.model).__name__)!r} has no "
-                        f"item embeddings to compare; use --similarity jaccard, or an "
-                        f"embedding-net or mf run"
-                    )
-                self._similarity[name] = CosineOfVectors(vectors)
-        return self._similarity[name]
+        return self._similarity.get(similarity)
 
     def _as_recommendations(
         self, items: torch.Tensor, scores: torch.Tensor
     ) -> list[Recommendation]:
-        keep = torch.isfinite(scores)
-        items, scores = items[keep].tolist(), scores[keep].tolist()
-        raw = self.encoder.decode_items(items)
-        return [
-            Recommendation(_plain(rid), str(self._titles[i]), float(s), str(self._genres[i]))
-            for rid, i, s in zip(raw, items, scores, strict=True)
-        ]
-
-
-def _check_k(k: int) -> None:
-    if not 1 <= k <= 1000:
-        raise ConfigError(f"k must be between 1 and 1000, got {k}")
-
-
-def _visitor_ratings(ratings: Any) -> tuple[list[Any], list[float]]:
-    """A visitor's ratings, a mapping or a frame, as item IDs and ratings (checked later)."""
-    if isinstance(ratings, pd.DataFrame):
-        column = next((c for c in ("item", "item_id") if c in ratings.columns), None)
-        if column is None or "rating" not in ratings.columns:
-            raise ConfigError(
-                f"a visitor's ratings need an item (or item_id) and a rating column; got "
-                f"{', '.join(map(str, ratings.columns)) or 'no columns'}"
-            )
-        values = pd.to_numeric(ratings["rating"], errors="coerce").astype(float)
-        return [_plain(i) for i in ratings[column].tolist()], values.tolist()
-    if isinstance(ratings, Mapping):
-        return list(ratings.keys()), [_number(v) for v in ratings.values()]
-    raise ConfigError(
-        f"give a visitor's ratings as a mapping item -> rating or a DataFrame with item and "
-        f"rating columns, not {type(ratings).__name__}"
-    )
-
-
-def _number(value: Any) -> float:
-    """A rating as a float; NaN (refused as off the scale, naming the item) when not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _ids(values: Any) -> np.ndarray:
-    """An allow- or deny-list as a 1-D array of raw IDs."""
-    return np.atleast_1d(
-        np.asarray(list(values) if isinstance(values, (set, frozenset)) else values)
-    )
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars, so results serialise to JSON as they are."""
-    return value.item() if hasattr(value, "item") else value
+        return as_recommendations(
+            self.encoder, self._titles, self._genres, items.tolist(), scores.tolist()
+        )

@@ -60,15 +60,18 @@ def similar_indices(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` items most similar to ``item``: ``(item_idx [<=k], similarity [<=k])``.
 
-    Best first; the item itself and ``banned`` items (bool ``[n_items]``) are never listed.
+    Best first, ties to the lower item index; the item itself and ``banned`` items (bool
+    ``[n_items]``) are never listed.
     """
     scores = source.rows(torch.tensor([item]))[0].clone()
     scores[item] = float("-inf")
     if banned is not None:
         scores[banned] = float("-inf")
-    top = torch.topk(scores, min(k, scores.shape[0]))
-    keep = torch.isfinite(top.values)
-    return top.indices[keep], top.values[keep]
+    # A stable sort, not topk: Jaccard ties a lot, and ties must go the same way (the lower
+    # item index first) whatever else a filter took out.
+    order = torch.sort(scores, descending=True, stable=True).indices[:k]
+    order = order[torch.isfinite(scores[order])]
+    return order, scores[order]
 
 
 @torch.inference_mode()

@@ -19,7 +19,12 @@ from movierec.errors import UnknownIdsError
 
 
 def banned_items(
-    encoder: IdEncoder, n_items: int, items: Any = None, filter_items: Any = None
+    encoder: IdEncoder,
+    n_items: int,
+    items: Any = None,
+    filter_items: Any = None,
+    *,
+    where: tuple[str, str] = ("in the allow-list", "in the deny-list"),
 ) -> torch.Tensor | None:
     """Bool ``[n_items]``, True for items no list may hold; None when neither list is given.
 
@@ -28,6 +33,7 @@ def banned_items(
         n_items: The catalogue size.
         items: Allow-list of raw item IDs (only these), or None.
         filter_items: Deny-list of raw item IDs (never these), or None.
+        where: How an error names each list (the CLI names its flags).
 
     Raises:
         UnknownIdsError: Either list names items the model never saw ("a filter naming
@@ -38,15 +44,15 @@ def banned_items(
     banned = torch.zeros(n_items, dtype=torch.bool)
     if items is not None:
         banned[:] = True
-        banned[torch.from_numpy(_known(encoder, items, "allow-list"))] = False
+        banned[torch.from_numpy(_known(encoder, items, where[0]))] = False
     if filter_items is not None:
-        banned[torch.from_numpy(_known(encoder, filter_items, "deny-list"))] = True
+        banned[torch.from_numpy(_known(encoder, filter_items, where[1]))] = True
     return banned
 
 
-def _known(encoder: IdEncoder, values: Any, which: str) -> np.ndarray:
+def _known(encoder: IdEncoder, values: Any, where: str) -> np.ndarray:
     try:
-        return encoder.encode_known_items(ids(values), f"in the {which}")
+        return encoder.encode_known_items(ids(values), where)
     except UnknownIdsError as exc:
         raise UnknownIdsError(f"a filter naming unknown items: {exc}") from None
 

@@ -22,14 +22,18 @@ def rank_visitor(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The top ``k`` of a visitor's scores: ``(item_idx [<=k] int64, shown [<=k] float32)``.
 
-    Ranked by ``found.key`` (unclipped), ties to the lower item index, the rated items and
-    ``banned`` ones left out; each shows ``found.shown``.
+    Ranked by ``found.key`` (unclipped, so ratings the list shows clipped at the top of the
+    scale still come in the model's order); equal keys (a sigmoid saturated in float32) by
+    ``found.tie_break``, higher first, then by the lower item index: the same visitor always
+    gets the same list. The rated items and ``banned`` ones are left out.
     """
     key = found.key.clone()
     key[found.rated] = float("-inf")
     if banned is not None:
         key[banned] = float("-inf")
-    order = torch.sort(key, descending=True, stable=True).indices
+    # Lexicographic (key, tie_break, -index): stable sorts from the last criterion to the first.
+    order = torch.sort(found.tie_break, descending=True, stable=True).indices
+    order = order[torch.sort(key[order], descending=True, stable=True).indices]
     order = order[: min(k, int(torch.isfinite(key).sum()))]
     return order, found.shown[order]
 

@@ -14,7 +14,13 @@ The trained model stays frozen; only a fresh user representation is fitted to th
   vector the model's ranking score reads (``visitor_ranker``: MF's user factors, a ranking
   tower's user factors, the EmbeddingNet's user embedding): every rated item a positive
   against every unrated item, as training treats rated pairs; a ``joint`` run also takes the
-  rating fold-in, for the ratings its lists show.
+  rating fold-in, for the ratings its lists show;
+- a visitor who liked nothing (every rating below the middle of the scale): no fold-in, the
+  shrunk baseline list (:func:`baseline_scores`, ``method="baseline"``).
+
+Lists rank on the unclipped key and show the clipped rating; equal keys go to the item with
+the better training baseline, then the lower index
+(:func:`movierec.recommend.visitor.rank_visitor`).
 
 This module validates the visitor's input (the one place that does, for HTTP, the command line
 and Python alike), encodes it and asks the model. :meth:`Recommender.recommend_for_ratings`

@@ -17,10 +17,16 @@ scores that only order items: :meth:`top_n` returns them raw (unclipped, labelle
 and :meth:`Recommender.predict` raises :class:`MovieRecError` saying the run predicts scores,
 not ratings (:attr:`Recommender.predicts_ratings` tells which case holds).
 
+Every list (:meth:`Recommender.top_n`, :meth:`Recommender.recommend`,
+:meth:`Recommender.similar_items`, :meth:`Recommender.recommend_for_ratings`) takes an
+allow-list (``items``) and a deny-list (``filter_items``) of raw item IDs; unknown IDs in either
+are refused (:mod:`movierec.recommend.filters`).
+
 A visitor the model never saw gets a list from a handful of ratings
 (:meth:`Recommender.recommend_for_ratings`: the fold-in of :mod:`movierec.coldstart`, as the
-run was trained), and :meth:`Recommender.explain` says which rated items a recommendation came
-from.
+run was trained; ranked on the unclipped score, ties to the better baseline; a visitor who
+liked nothing gets the baseline list), and :meth:`Recommender.explain` says which rated items
+a recommendation came from.
 
 Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`);
 :meth:`Recommender.top_indices` then ranks the stored rows, bit for bit what it would compute.

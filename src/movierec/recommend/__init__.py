@@ -1,6 +1,7 @@
 """Recommender: a trained model behind raw IDs.
 
 The package: :mod:`~movierec.recommend.recommender` (the :class:`Recommender`),
+:mod:`~movierec.recommend.ranking` (the ranking key, blocks of users),
 :mod:`~movierec.recommend.results` (:class:`Recommendation`, list frames, raw IDs as plain
 Python values), :mod:`~movierec.recommend.filters` (allow- and deny-lists),
 :mod:`~movierec.recommend.visitor` (a visitor's ratings read and their fold-in ranked) and

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import cpu_model  # one definition for every benchmark script
 
 OUT = Path(__file__).resolve().parent / "results" / "recommend_all.json"
-RUNS = {"default": [], "embedding-net": ["--model", "embedding-net"], "mf": ["--model", "mf"]}
+RUNS = {"default": [], "mf": ["--model", "mf"], "embedding-net": ["--model", "embedding-net"]}
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -104,8 +104,15 @@ def main() -> None:
         print(
             f"{name:>14}: recommend(users=None, k=10) {row['python_s']:.3f} s, "
             f"CLI recommend --all --out {row['cli_s']:.3f} s ({row['rows']:,} rows, "
-            f"{row['threads']} threads)"
+            f"{row['threads']} threads)",
+            flush=True,
         )
+        write(args, isa, rows)  # after every run: a long one cut short keeps the others
+    print(f"wrote {args.out}")
+
+
+def write(args: argparse.Namespace, isa: list[str], rows: list[dict]) -> None:
+    """The JSON document of the rows so far, with the command and the machine."""
     args.out.write_text(
         json.dumps(
             {
@@ -122,7 +129,6 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -66,3 +66,22 @@ def test_predict_pairs_names_unknown_users_and_items_together(recommender):
     assert predicted["prediction"].tolist() == pytest.approx(
         recommender.predict([1, 2], [1, 2]).tolist()
     )
+
+
+def test_id_list_reads_a_file_or_ids_separated_by_commas(tmp_path):
+    from movierec.batch import id_list
+
+    path = tmp_path / "items.csv"
+    path.write_text("item,title\n50,Star Wars\n181,Return of the Jedi\n")
+    assert id_list(str(path), "--only").tolist() == ["50", "181"]
+    assert id_list("50, 181,,172", "--only").tolist() == ["50", "181", "172"]
+    with pytest.raises(DataError, match=r"--only .*nope\.txt: no such file"):
+        id_list(str(tmp_path / "nope.txt"), "--only")
+    with pytest.raises(ConfigError, match="--exclude names no item IDs"):
+        id_list(",", "--exclude")
+
+
+def test_predicted_pairs_keep_the_datasets_id_type(recommender):
+    predicted = predict_pairs(recommender, pd.DataFrame({"user": ["01"], "item": ["2"]}), "here")
+    assert predicted[["user", "item"]].values.tolist() == [[1, 2]]
+    assert predicted["user"].dtype.kind == "i"

@@ -215,3 +215,25 @@ def test_batch_names_unknown_ids_in_a_value_error(recommender, kwargs, named):
         recommender.recommend(**kwargs)
     assert isinstance(caught.value, UnknownIdError)
     assert "remove them" in str(caught.value)
+
+
+def test_single_lists_take_the_same_allow_and_deny_lists_as_batches(recommender, ratings):
+    items = sorted(ratings["item_id"].unique())
+    allowed, denied = items[:20], items[:4]
+    frame = recommender.recommend(k=6, items=allowed, filter_items=denied)
+    for user, rows in list(frame.groupby("user", sort=False))[:10]:
+        top = recommender.top_n(user, 6, items=allowed, filter_items=denied)
+        assert [r.item for r in top] == rows["item"].tolist()
+    similar = recommender.similar_items(items[5], k=10, filter_items=denied, items=allowed)
+    assert {s.item for s in similar} <= set(allowed) - set(denied) - {items[5]}
+    with pytest.raises(UnknownIdError, match=r"a filter naming unknown items.*424242"):
+        recommender.top_n(int(ratings["user_id"].iloc[0]), 5, filter_items=[424242])
+    with pytest.raises(UnknownIdError, match="a filter naming unknown items"):
+        recommender.similar_items(items[0], items=[items[1], 535353])
+
+
+def test_similar_items_break_ties_by_the_lower_item_index(recommender):
+    item = recommender.encoder.item_ids[0]
+    found = recommender.similar_items(item, k=1000)  # jaccard: many equal similarities
+    keys = [(-s.score, recommender.encoder.item_index(s.item)) for s in found]
+    assert keys == sorted(keys) and len({s.score for s in found}) < len(found)

@@ -172,12 +172,61 @@ def test_fitting_the_visitor_vector_ranks_the_rated_items_first(loss):
     assert sorted(ranks[liked].tolist()) == [0, 1, 2]  # first of 50 items
 
 
-def test_ties_go_to_the_lower_item_index(ratings):
+def test_ties_go_to_the_better_baseline_then_the_lower_item_index(ratings):
     rec = build_recommender("popularity", ratings)
     found = rec.recommend_for_ratings({1: 5.0}, k=1000)
-    keys = [(-r.score, int(rec.encoder.item_index(r.item))) for r in found]
+    baseline = rec.fallback.global_mean + rec.fallback.item_bias.double()
+    index = [int(rec.encoder.item_index(r.item)) for r in found]
+    keys = [(-r.score, -float(baseline[i].float()), i) for r, i in zip(found, index, strict=True)]
     assert keys == sorted(keys)
     assert len({r.score for r in found}) < len(found)  # there are ties to break
+
+
+DISLIKES = {3: 1.0, 7: 1.0, 11: 2.0}  # nothing at or above the middle of the scale
+
+
+def test_a_visitor_who_liked_nothing_gets_the_baseline_list_everywhere(saved, tmp_path):
+    from movierec.coldstart import visitor_top_k
+
+    fitted, run_dir = saved
+    found = fitted.recommend_for_ratings(DISLIKES, k=10)
+    baseline = (fitted.fallback.global_mean + fitted.fallback.item_bias.double()).float()
+    baseline = baseline.clamp(*fitted.rating_scale)
+    key = baseline - fitted.shrink_penalty()
+    key[torch.from_numpy(fitted.encoder.encode_items(np.array(list(DISLIKES))))] = -np.inf
+    order = torch.sort(key, descending=True, stable=True).indices[:10]
+    assert [r.item for r in found] == fitted.encoder.decode_items(order.numpy()).tolist()
+    np.testing.assert_allclose([r.score for r in found], baseline[order].numpy(), rtol=1e-6)
+    assert len({round(r.score, 4) for r in found}) > 1  # not ten 1.0s
+    assert visitor_top_k(fitted, list(DISLIKES), list(DISLIKES.values()), 10).method == "baseline"
+    path = visitor_csv(tmp_path / "dislikes.csv", DISLIKES)
+    cli = json.loads(
+        runner.invoke(app, ["recommend", str(run_dir), "--ratings", str(path), "--json"]).stdout
+    )
+    assert [row["item"] for row in cli] == [r.item for r in found]
+    with TestClient(create_app(run_dir)) as client:
+        body = [{"item": i, "rating": r} for i, r in DISLIKES.items()]
+        http = client.post("/recommendations", json={"ratings": body, "k": 10}).json()
+    assert [row["item"] for row in http["items"]] == [r.item for r in found]
+
+
+def test_a_saturated_fold_in_is_ordered_by_its_key_then_the_baseline(ratings):
+    from movierec.coldstart import visitor_scores
+
+    rec = build_recommender("embedding-net", ratings)
+    with torch.no_grad():  # push the output sigmoid into float32 saturation
+        rec.model.output.weight.mul_(200.0)
+    liked = {3: 5.0, 7: 5.0, 11: 5.0}
+    scores = visitor_scores(rec, list(liked), list(liked.values()))
+    assert int((scores.key == scores.key.max()).sum()) > 10  # ties a plain sort cannot order
+    found = rec.recommend_for_ratings(liked, k=1000)
+    index = [rec.encoder.item_index(r.item) for r in found]
+    keys = [
+        (-float(scores.key[i]), -float(scores.tie_break[i]), i) for i in index
+    ]  # the unclipped key, then the item's baseline, then the lower index
+    assert keys == sorted(keys)
+    low, high = rec.rating_scale
+    assert all(low <= r.score <= high for r in found)  # shown clipped, ranked unclipped
 
 
 def test_a_frame_of_ratings_gives_the_same_list_as_a_mapping(ratings):

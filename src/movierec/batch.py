@@ -1,6 +1,8 @@
 """Batch questions to a saved run, file in and file out: every user's list, many predictions.
 
 - :func:`read_ids`: a file of raw IDs (one per line, or a CSV with a ``user`` column).
+- :func:`id_list`: a flag's value that is a file of IDs or IDs separated by commas
+  (``--only``, ``--exclude``).
 - :func:`read_pairs`: a CSV of ``user,item`` pairs.
 - :func:`predict_pairs`: their predicted ratings, every unknown ID named before anything runs.
 - :func:`write_table`: a frame to ``.parquet`` or ``.csv`` (chosen by the suffix), written to a
@@ -11,6 +13,7 @@ The ranking itself is :meth:`movierec.recommend.Recommender.recommend`; nothing 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +73,33 @@ def read_ids(path: Path, column: str = "user") -> np.ndarray:
     return values.to_numpy(dtype=object)
 
 
+ID_FILE_SUFFIXES = (".csv", ".txt", ".tsv")
+
+
+def id_list(text: str, flag: str, column: str = "item") -> np.ndarray:
+    """The raw IDs a flag names: the file ``text`` when it is one (as :func:`read_ids` reads
+    it), else ``text`` split on commas (``50,172,181``). IDs stay text; the run's ID map
+    decides what they name.
+
+    Raises:
+        DataError: ``text`` looks like a file name (a folder in it, or a .csv/.txt/.tsv
+            suffix) but no such file exists, or the file holds no IDs.
+        ConfigError: No IDs between the commas.
+    """
+    path = Path(text)
+    if path.is_file():
+        return read_ids(path, column)
+    if os.sep in text or path.suffix.lower() in ID_FILE_SUFFIXES:
+        raise DataError(
+            f"{flag} {text}: no such file; give a file of {column} IDs (one a line, or a "
+            f"{column!r} column) or IDs separated by commas"
+        )
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise ConfigError(f"{flag} names no {column} IDs; give IDs separated by commas or a file")
+    return np.asarray(values, dtype=object)
+
+
 def read_pairs(path: Path) -> pd.DataFrame:
     """The ``user,item`` (or ``user_id,item_id``) columns of a CSV, as text.
 
@@ -95,27 +125,30 @@ def read_pairs(path: Path) -> pd.DataFrame:
 
 
 def predict_pairs(recommender: Recommender, pairs: pd.DataFrame, where: str) -> pd.DataFrame:
-    """``user, item, prediction`` for each row of ``pairs`` (raw IDs kept as given).
+    """``user, item, prediction`` for each row of ``pairs``, in their order.
+
+    The IDs come back as the dataset spells them (integers for MovieLens, whatever text the
+    file held), as every other command writes them, not as the text the file was read as.
 
     Raises:
         UnknownIdsError: Users or items the run never saw (all named, up to ten each).
         MovieRecError: The run predicts ranking scores, not ratings.
     """
+    encoder = recommender.encoder
     users = pairs["user"].to_numpy(dtype=object)
     items = pairs["item"].to_numpy(dtype=object)
-    problems = []
-    for check, ids in (
-        (recommender.encoder.encode_known_users, users),
-        (recommender.encoder.encode_known_items, items),
-    ):
+    found, problems = [], []
+    for check, ids in ((encoder.encode_known_users, users), (encoder.encode_known_items, items)):
         try:
-            check(ids, where)
+            found.append(check(ids, where))
         except UnknownIdsError as exc:
             problems.append(str(exc))
     if problems:  # users and items both named in one line
         raise UnknownIdsError("; ".join(problems))
-    predicted = recommender.predict(users, items, unknown="error")
-    return pd.DataFrame({"user": users, "item": items, "prediction": predicted})
+    user_idx, item_idx = found
+    user_ids, item_ids = encoder.decode_users(user_idx), encoder.decode_items(item_idx)
+    predicted = recommender.predict(user_ids, item_ids, unknown="error")
+    return pd.DataFrame({"user": user_ids, "item": item_ids, "prediction": predicted})
 
 
 def _read_csv(path: Path, header: int | None = None) -> pd.DataFrame:

@@ -14,7 +14,13 @@ The trained model stays frozen; only a fresh user representation is fitted to th
   vector the model's ranking score reads (``visitor_ranker``: MF's user factors, a ranking
   tower's user factors, the EmbeddingNet's user embedding): every rated item a positive
   against every unrated item, as training treats rated pairs; a ``joint`` run also takes the
-  rating fold-in, for the ratings its lists show.
+  rating fold-in, for the ratings its lists show;
+- a visitor who liked nothing (every rating below the middle of the scale): no fold-in, the
+  shrunk baseline list (:func:`baseline_scores`, ``method="baseline"``).
+
+Lists rank on the unclipped key and show the clipped rating; equal keys go to the item with
+the better training baseline, then the lower index
+(:func:`movierec.recommend.visitor.rank_visitor`).
 
 This module validates the visitor's input (the one place that does, for HTTP, the command line
 and Python alike), encodes it and asks the model. :meth:`Recommender.recommend_for_ratings`
@@ -67,14 +73,21 @@ class VisitorScores:
     Attributes:
         rated: int64 ``[m]`` the items the visitor rated.
         key: float32 ``[n_items]`` what ranks: the unclipped predicted rating of a ``rating``
-            run, the ranking score of a run that ranks.
+            run, the ranking score of a run that ranks, the shrunk baseline for a visitor who
+            liked nothing.
         shown: float32 ``[n_items]`` what a list shows: the predicted rating clipped to the
-            scale where the run predicts ratings, else ``key``.
+            scale where the run predicts ratings (the baseline rating for a visitor who liked
+            nothing), else ``key``.
+        tie_break: float32 ``[n_items]`` what orders items whose keys are equal (a saturated
+            sigmoid gives many): the item's baseline, higher first; then the lower index.
+        method: How the scores came: :func:`fold_in_method`, or ``"baseline"``.
     """
 
     rated: torch.Tensor
     key: torch.Tensor
     shown: torch.Tensor
+    tie_break: torch.Tensor
+    method: str
 
 
 def visitor_scores(
@@ -85,12 +98,22 @@ def visitor_scores(
 ) -> VisitorScores:
     """Fold a visitor in as the run was trained (module doc) and score every item.
 
+    A visitor who liked nothing (every rating below the middle of the scale: 1s and 2s on
+    1-5) gives the fold-in no taste to follow, only a low level: every prediction clips to
+    the bottom of the scale and a ranking fold-in, which takes every rated item as a positive,
+    would list films like the ones they disliked. They get :func:`baseline_scores` instead
+    (``method="baseline"``): the films rated best in training, shrunk as ``rank_by="shrunk"``
+    shrinks, each showing its baseline rating.
+
     Raises:
         UnknownItemError: An item the model never saw (the message names it).
         ConfigError: No ratings, too many, lengths that differ, a duplicate item or a rating
             outside the scale (:class:`RatingScaleError`).
     """
     items, values = _encode(recommender, item_ids, ratings)
+    low, high = recommender.rating_scale
+    if float(values.max()) < (low + high) / 2:
+        return baseline_scores(recommender, items)
     options = options or FoldInOptions()
     model = recommender.model
     rating = None
@@ -103,7 +126,24 @@ def visitor_scores(
     else:
         key = ranking_fold_in(recommender, items, values, options)
     shown = key if rating is None else rating.clamp(*recommender.rating_scale)
-    return VisitorScores(items, key, shown)
+    tie_break = _item_baseline(recommender)
+    return VisitorScores(items, key, shown, tie_break, fold_in_method(recommender))
+
+
+def baseline_scores(recommender: Recommender, rated: torch.Tensor) -> VisitorScores:
+    """The non-personal list: each item's baseline rating ``mu + b_i`` (the fallback
+    :meth:`Recommender.predict` gives an unknown user), clipped to the scale and shown;
+    ranked less :meth:`Recommender.shrink_penalty`, so films rated by one or two people do
+    not top it."""
+    baseline = _item_baseline(recommender).clamp(*recommender.rating_scale)
+    key = baseline - recommender.shrink_penalty()
+    return VisitorScores(rated, key, baseline, baseline, "baseline")
+
+
+def _item_baseline(recommender: Recommender) -> torch.Tensor:
+    """``mu + b_i`` per item, float32 ``[n_items]``: the bias baseline fitted on training."""
+    fallback = recommender.fallback
+    return (fallback.global_mean + fallback.item_bias.double()).float()
 
 
 def ranking_fold_in(
@@ -218,14 +258,20 @@ def visitor_top_k(
     recommender: Recommender, item_ids: Sequence[Any], ratings: Sequence[float], k: int
 ) -> VisitorTopK:
     """The ``k`` best items the visitor has not rated, as
-    :meth:`Recommender.recommend_for_ratings` ranks them, with how the fit went.
+    :meth:`Recommender.recommend_for_ratings` ranks them, with how the fit went (``method``:
+    :func:`fold_in_method`, or ``"baseline"`` for a visitor who liked nothing).
 
     Raises what :func:`visitor_scores` raises.
     """
+    from movierec.recommend.results import check_k
+    from movierec.recommend.visitor import rank_visitor
+
+    check_k(k)
     started = time.perf_counter()
-    items, scores = recommender.top_for_ratings(item_ids, ratings, k)
+    found = visitor_scores(recommender, item_ids, ratings)
+    items, scores = rank_visitor(found, k)
     fit_seconds = time.perf_counter() - started
-    return VisitorTopK(items.tolist(), scores.tolist(), fold_in_method(recommender), fit_seconds)
+    return VisitorTopK(items.tolist(), scores.tolist(), found.method, fit_seconds)
 
 
 class UnknownItemError(UnknownIdError):

@@ -97,6 +97,17 @@ RANK_BY = typer.Option(
     help="How a rating run orders lists: shrunk (prediction less a margin for items with few "
     "training ratings) or raw (the predicted rating). Ranking and joint runs ignore it.",
 )
+ONLY = typer.Option(
+    None,
+    "--only",
+    help="Only these items may be listed: a file of item IDs (one a line, or an item column) "
+    "or IDs separated by commas (50,172,181).",
+)
+EXCLUDE = typer.Option(
+    None,
+    "--exclude",
+    help="Never list these items: a file of item IDs or IDs separated by commas.",
+)
 SEED = typer.Option(0, "--seed", help="Seed for the split, initialisation, shuffling, dropout.")
 DEVICE = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")
 THREADS = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores).")

@@ -191,7 +191,8 @@ class IdEncoder:
             raise UnknownIdError(
                 f"{axis.kind} {_show(raw)} is not in the model's training data "
                 f"({axis.describe()}); "
-                f"use a {axis.kind} ID from the ratings the model was trained on"
+                f"use {'an item' if axis.kind == 'item' else 'a user'} ID from the "
+                f"ratings the model was trained on"
             )
         return index
 

@@ -208,6 +208,7 @@ def test_a_visitor_who_liked_nothing_gets_the_baseline_list_everywhere(saved, tm
         body = [{"item": i, "rating": r} for i, r in DISLIKES.items()]
         http = client.post("/recommendations", json={"ratings": body, "k": 10}).json()
     assert [row["item"] for row in http["items"]] == [r.item for r in found]
+    assert http["method"] == "baseline"  # the answer says how the list came, as Python does
 
 
 def test_a_saturated_fold_in_is_ordered_by_its_key_then_the_baseline(ratings):

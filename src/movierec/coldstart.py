@@ -111,8 +111,7 @@ def visitor_scores(
             outside the scale (:class:`RatingScaleError`).
     """
     items, values = _encode(recommender, item_ids, ratings)
-    low, high = recommender.rating_scale
-    if float(values.max()) < (low + high) / 2:
+    if liked_nothing(recommender, values.tolist()):
         return baseline_scores(recommender, items)
     options = options or FoldInOptions()
     model = recommender.model
@@ -128,6 +127,19 @@ def visitor_scores(
     shown = key if rating is None else rating.clamp(*recommender.rating_scale)
     tie_break = _item_baseline(recommender)
     return VisitorScores(items, key, shown, tie_break, fold_in_method(recommender))
+
+
+def liked_nothing(recommender: Recommender, ratings: Sequence[float]) -> bool:
+    """Whether every one of a visitor's ratings is below the middle of the run's scale (they
+    get :func:`baseline_scores`, not a fold-in)."""
+    low, high = recommender.rating_scale
+    return max(ratings) < (low + high) / 2
+
+
+def visitor_method(recommender: Recommender, ratings: Sequence[float]) -> str:
+    """How a visitor with these (valid) ratings is scored: ``"baseline"`` for one who liked
+    nothing, else the run's :func:`fold_in_method`."""
+    return "baseline" if liked_nothing(recommender, ratings) else fold_in_method(recommender)
 
 
 def baseline_scores(recommender: Recommender, rated: torch.Tensor) -> VisitorScores:

@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from movierec import __version__
-from movierec.coldstart import RatingScaleError, UnknownItemError
+from movierec.coldstart import RatingScaleError, UnknownItemError, visitor_method
 from movierec.errors import MovieRecError
 from movierec.serving.schemas import (
     MAX_ID_LENGTH,
@@ -348,7 +348,10 @@ def visitor_recommendations(request: Request, body: VisitorRequest) -> VisitorRe
         for r in found
     ]
     return VisitorRecommendations(
-        k=body.k, method=rec.fold_in_method, fit_ms=round(fit_seconds * 1000, 2), items=items
+        k=body.k,
+        method=visitor_method(rec, ratings["rating"].tolist()),
+        fit_ms=round(fit_seconds * 1000, 2),
+        items=items,
     )
 
 

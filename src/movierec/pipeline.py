@@ -22,12 +22,13 @@ import torch
 
 from movierec.config import ModelSpec, RunOptions
 from movierec.data import DataPolicy, RatingsData, load_data
-from movierec.data.encoder import IdEncoder
+from movierec.data.encoder import IdEncoder, normalise_ids
 from movierec.data.splits import Split, carve_validation, check_split, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError, DataError, MovieRecWarning
 from movierec.models import RatingModel, build_model
 from movierec.models.bias import fit_biases
+from movierec.models.features import EncodedFeature, encode_features
 from movierec.recommend import Recommender
 from movierec.train import ChosenEpochs, EpochRecord, configure_threads, fit
 from movierec.train.checkpoint import TrainingState
@@ -399,10 +400,13 @@ def _fit(
     ``chosen`` epochs' weights kept when a validation run chose them)."""
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
+    prepared, features = side_features(prepared, spec.config)
     encoder = prepared.encoder
     model = build_model(
         spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
     )
+    if features is not None:
+        model.attach_features(*features)
     objective = effective_objective(spec, model)
     valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
     result = fit(
@@ -440,6 +444,49 @@ def _fit(
         training=result,
         spec=spec,
     )
+
+
+def side_features(
+    prepared: Prepared, config: Any
+) -> tuple[Prepared, tuple[list[EncodedFeature], list[EncodedFeature]] | None]:
+    """The metadata columns a model's config asks for (``user_features``, ``item_features``),
+    encoded in the encoder's index order, for the model to keep as buffers.
+
+    With item features, the items of the metadata that no training rating names join the
+    catalogue (after the rated ones, so the training tensors' indices stand): their ID
+    embeddings stay untrained, and the model scores them from their features (item cold
+    start). Without features, ``prepared`` is returned as it is and the features are None.
+
+    Raises:
+        ConfigError: A column is asked for that the metadata lacks, or there is no metadata.
+        DataError: A column's values are neither text nor numbers.
+    """
+    user_names = tuple(getattr(config, "user_features", ()))
+    item_names = tuple(getattr(config, "item_features", ()))
+    if not user_names and not item_names:
+        return prepared, None
+    data = prepared.data
+    users = encode_features(data.users, "user_id", prepared.encoder.user_ids, user_names, "user")
+    if item_names and data.items is not None:
+        prepared = _with_unrated_items(prepared, data.items["item_id"])
+    items = encode_features(data.items, "item_id", prepared.encoder.item_ids, item_names, "item")
+    return prepared, (users, items)
+
+
+def _with_unrated_items(prepared: Prepared, item_ids: pd.Series) -> Prepared:
+    """``prepared`` with the items of ``item_ids`` it lacks appended to its encoder."""
+    known = prepared.encoder.item_ids
+    listed = normalise_ids(pd.unique(item_ids))
+    if listed.dtype != known.dtype:  # text metadata IDs for integer ratings IDs: no match
+        return prepared
+    new = listed.difference(known).sort_values()
+    if not len(new):
+        return prepared
+    encoder = IdEncoder(prepared.encoder.user_ids, known.append(new))
+    seen = SeenItems.from_tensors(
+        RatingTensors.from_frame(prepared.split.train, encoder), encoder.n_users, encoder.n_items
+    )
+    return dataclasses.replace(prepared, encoder=encoder, seen=seen)
 
 
 def effective_objective(spec: ModelSpec, model: RatingModel) -> str:

@@ -19,6 +19,15 @@ signal MF learns easily does not have to be rebuilt by the MLP. ``ranking_head``
 ``rank_factors > 0`` gives ``joint`` training a ranking tower of its own
 (:mod:`movierec.models.ranking_tower`): the network predicts ratings as it would alone and the
 tower's dot product ranks.
+
+Side features (``user_features``, ``item_features``: metadata columns such as ``genres``,
+``year``, ``age``, ``gender``, ``occupation``, ``zip_code``; :mod:`movierec.models.features`)
+are embedded (``feature_factors`` each) and concatenated with the ID embeddings: the user's
+beside the user's, the item's beside the item's. They also score items training never saw
+(item cold start): such an item's ID embedding is untrained, so it is replaced by
+``cold_items`` (the mean trained item embedding, or zeros) and its bias is 0;
+``item_id_dropout`` replaces it the same way in a share of training examples, so that the net
+learns to predict from the features alone. Without features the model is exactly as before.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from torch import nn
 from movierec.errors import ConfigError
 from movierec.models.base import FoldInOptions, RatingModel, VisitorRanker
 from movierec.models.bias import Biases, fit_biases
+from movierec.models.features import EncodedFeature, SideFeatures
 from movierec.models.ranking_tower import PREFIX, RankingTower, add_penalties, check_rank_tower
 
 # Ranking objectives: sampled negatives per rated pair. First settings that train well on
@@ -58,6 +68,9 @@ thread, AMD EPYC)."""
 
 INTERACTIONS = ("concat", "concat+product")
 """How the embeddings meet: the MLP on their concatenation, or that plus their product."""
+
+COLD_ITEMS = ("mean", "zero")
+"""What stands in for the ID embedding of an item training never saw."""
 
 RANKING_TRAIN: dict[str, dict[str, Any]] = {
     "bpr": _RANKING_SETTINGS,
@@ -85,6 +98,14 @@ class EmbeddingNetConfig:
             the network's features, or with ``rank_factors`` a separate ranking tower.
         rank_factors: Factors of the ranking tower (0: the head shares the network's features).
         rank_reg: Per-example L2 weight on the tower's factor rows.
+        user_features: User metadata columns embedded beside the user ID (``age``,
+            ``gender``, ``occupation``, ``zip_code``...).
+        item_features: Item metadata columns embedded beside the item ID (``genres``,
+            ``year``...).
+        feature_factors: Width of each feature's embedding.
+        cold_items: ``mean`` or ``zero``: the ID embedding of an item training never saw.
+        item_id_dropout: Share of training examples whose item is treated as unseen (ID
+            embedding replaced by ``cold_items``, bias dropped); needs ``item_features``.
     """
 
     n_factors: int = 150
@@ -98,11 +119,19 @@ class EmbeddingNetConfig:
     interaction: str = "concat"
     rank_factors: int = 0
     rank_reg: float = 0.01
+    user_features: tuple[str, ...] = ()
+    item_features: tuple[str, ...] = ()
+    feature_factors: int = 16
+    cold_items: str = "mean"
+    item_id_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         # TOML and JSON give lists; a frozen config holds tuples so it stays hashable.
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "dropouts", tuple(float(d) for d in self.dropouts))
+        for name in ("user_features", "item_features"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._check_features()
         if self.n_factors < 1 or not self.hidden or min(self.hidden) < 1:
             raise ConfigError(
                 f"EmbeddingNet needs n_factors >= 1 and at least one hidden layer of width >= 1 "
@@ -128,6 +157,35 @@ class EmbeddingNetConfig:
                 f"(got {self.interaction!r})"
             )
 
+    def _check_features(self) -> None:
+        for kind in ("user", "item"):
+            names = getattr(self, f"{kind}_features")
+            if not all(isinstance(n, str) and n for n in names) or len(set(names)) < len(names):
+                raise ConfigError(
+                    f"EmbeddingNet's {kind}_features must list distinct column names, got "
+                    f"{list(names)}"
+                )
+        if self.feature_factors < 1:
+            raise ConfigError(
+                f"EmbeddingNet's feature_factors must be >= 1 (got {self.feature_factors})"
+            )
+        if self.cold_items not in COLD_ITEMS:
+            raise ConfigError(
+                f"EmbeddingNet's cold_items must be one of {', '.join(COLD_ITEMS)} "
+                f"(got {self.cold_items!r})"
+            )
+        if not 0.0 <= self.item_id_dropout < 1.0 or (
+            self.item_id_dropout and not self.item_features
+        ):
+            raise ConfigError(
+                f"EmbeddingNet's item_id_dropout must be in [0, 1) and needs item_features "
+                f"(got {self.item_id_dropout}, item_features={list(self.item_features)})"
+            )
+
+    @property
+    def has_features(self) -> bool:
+        return bool(self.user_features or self.item_features)
+
 
 class EmbeddingNet(RatingModel):
     """User and item embeddings -> MLP -> scaled sigmoid."""
@@ -150,8 +208,23 @@ class EmbeddingNet(RatingModel):
         self.user_embedding = nn.Embedding(n_users, cfg.n_factors)
         self.item_embedding = nn.Embedding(n_items, cfg.n_factors)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
+        self.side = (
+            SideFeatures(
+                n_users,
+                n_items,
+                cfg.user_features,
+                cfg.item_features,
+                cfg.feature_factors,
+                cfg.item_id_dropout,
+            )
+            if cfg.has_features
+            else None
+        )
+        # The first layer reads [user ID, user features, item ID, item features].
+        self.user_width = cfg.n_factors + (self.side.user_width if self.side else 0)
+        self.item_width = cfg.n_factors + (self.side.item_width if self.side else 0)
         layers: list[nn.Module] = []
-        width = 2 * cfg.n_factors
+        width = self.user_width + self.item_width
         for depth, out in enumerate(cfg.hidden):
             layers += [nn.Linear(width, out), nn.ReLU()]
             if depth < len(cfg.dropouts):
@@ -198,7 +271,10 @@ class EmbeddingNet(RatingModel):
         self, user_idx: torch.Tensor, item_idx: torch.Tensor, rating: torch.Tensor
     ) -> None:
         """With ``biases``: closed-form biases, and the sigmoid centred on the global mean, so
-        training starts from ``mu + b_u + b_i`` (the article's model starts from scratch)."""
+        training starts from ``mu + b_u + b_i`` (the article's model starts from scratch).
+        With side features, also which items training saw (the others are cold)."""
+        if self.side is not None:
+            self.side.mark_trained(item_idx)
         if not self.config.biases:
             return
         biases = fit_biases(
@@ -210,6 +286,14 @@ class EmbeddingNet(RatingModel):
             self.user_bias.weight.copy_(biases.user_bias[:, None])
             self.item_bias.weight.copy_(biases.item_bias[:, None])
             self.output.bias.fill_(math.log(centre / (1.0 - centre)))
+
+    def attach_features(self, users: list[EncodedFeature], items: list[EncodedFeature]) -> None:
+        """Take the encoded side features (:func:`~movierec.models.features.encode_features`,
+        in the order of ``user_features`` and ``item_features``) before training; they become
+        buffers, saved with the weights."""
+        if self.side is None:
+            raise ConfigError("this EmbeddingNet has no user_features or item_features")
+        self.side.attach(users, items)
 
     def penalty(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor | None:
         """Per-example L2 on the rows the batch uses (None when both weights are 0)."""
@@ -240,8 +324,68 @@ class EmbeddingNet(RatingModel):
     def ranking_only_prefix(self) -> str | None:
         return PREFIX if self.rank_tower is not None else None
 
-    def _biases(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
-        return self.user_bias(user_idx).squeeze(1) + self.item_bias(item_idx).squeeze(1)
+    def _biases(
+        self, user_idx: torch.Tensor, item_idx: torch.Tensor, cold: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        item = self.item_bias(item_idx).squeeze(1)
+        if cold is not None:  # an unseen item has no bias of its own
+            item = item.masked_fill(cold, 0.0)
+        return self.user_bias(user_idx).squeeze(1) + item
+
+    def _item_biases(self) -> torch.Tensor:
+        """Every item's bias ``[n_items]``, 0 for the items training never saw."""
+        bias = self.item_bias.weight[:, 0]
+        cold = None if self.side is None else self.side.cold(None, training=False)
+        return bias if cold is None else bias.masked_fill(cold, 0.0)
+
+    def _cold_embedding(self) -> torch.Tensor:
+        """``[n_factors]``: what stands in for an unseen item's ID embedding (``cold_items``)."""
+        weight = self.item_embedding.weight.detach()
+        if self.config.cold_items == "mean" and self.side is not None and self.side.trained.any():
+            return weight[self.side.trained].mean(dim=0)
+        return torch.zeros(weight.shape[1], device=weight.device, dtype=weight.dtype)
+
+    def _inputs(
+        self, user_idx: torch.Tensor, item_idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first layer's input ``[B, user_width + item_width]`` and which items are cold
+        (bool ``[B]``, or None when none are)."""
+        users, items = self.user_embedding(user_idx), self.item_embedding(item_idx)
+        if self.side is None:
+            return torch.cat([users, items], dim=1), None
+        cold = self.side.cold(item_idx, self.training)
+        if cold is not None:
+            items = torch.where(cold[:, None], self._cold_embedding(), items)
+        parts = [users, self.side.user(user_idx), items, self.side.item(item_idx)]
+        return torch.cat([p for p in parts if p is not None], dim=1), cold
+
+    def _user_vectors(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """``[U, user_width]``: each user's ID embedding and features."""
+        users = self.user_embedding(user_idx)
+        features = None if self.side is None else self.side.user(user_idx)
+        return users if features is None else torch.cat([users, features], dim=1)
+
+    def _item_ids(self) -> torch.Tensor:
+        """Every item's ID embedding ``[n_items, n_factors]``, cold ones replaced."""
+        weight = self.item_embedding.weight
+        cold = None if self.side is None else self.side.cold(None, training=False)
+        return (
+            weight if cold is None else torch.where(cold[:, None], self._cold_embedding(), weight)
+        )
+
+    def _all_items(self) -> torch.Tensor:
+        """``[n_items, item_width]``: every item's ID embedding (cold ones replaced) and
+        features."""
+        features = None if self.side is None else self.side.item()
+        ids = self._item_ids()
+        return ids if features is None else torch.cat([ids, features], dim=1)
+
+    def _visitor_side(self) -> torch.Tensor | None:
+        """The first layer's share ``[h1]`` of a visitor's features (all unknown), or None."""
+        unknown = None if self.side is None else self.side.unknown_user()
+        if unknown is None:
+            return None
+        return self.hidden[0].weight[:, self.config.n_factors : self.user_width] @ unknown
 
     def _scale(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) * self.span + self.offset
@@ -262,13 +406,19 @@ class EmbeddingNet(RatingModel):
 
     def _features(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         """What the output unit reads: the last hidden layer (and the GMF branch)."""
-        features = torch.cat([self.user_embedding(user_idx), self.item_embedding(item_idx)], dim=1)
-        dropped = self.embedding_dropout(features)
+        return self._hidden(user_idx, item_idx)[0]
+
+    def _hidden(
+        self, user_idx: torch.Tensor, item_idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`_features` and which items are cold (see :meth:`_inputs`)."""
+        inputs, cold = self._inputs(user_idx, item_idx)
+        dropped = self.embedding_dropout(inputs)
         hidden = self.hidden(dropped)
-        if self.product:
-            n = self.config.n_factors
-            hidden = torch.cat([hidden, dropped[:, :n] * dropped[:, n:]], dim=1)
-        return hidden
+        if self.product:  # the ID embeddings' product: [:n] and [user_width:user_width + n]
+            n, at = self.config.n_factors, self.user_width
+            hidden = torch.cat([hidden, dropped[:, :n] * dropped[:, at : at + n]], dim=1)
+        return hidden, cold
 
     def _logits(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         return self.output(self._features(user_idx, item_idx)).squeeze(1)
@@ -288,8 +438,8 @@ class EmbeddingNet(RatingModel):
         if item_side is None:
             item_side = self.item_side()
         first, n, unit = self.hidden[0], self.config.n_factors, self.rank_output
-        users = self.user_embedding(user_idx)
-        user_side = users @ first.weight[:, :n].T
+        users = self._user_vectors(user_idx)
+        user_side = users @ first.weight[:, : self.user_width].T
         scores = torch.empty(user_idx.shape[0], self.n_items, dtype=user_side.dtype)
         for rows, cols in self.pair_chunks(user_idx.shape[0]):  # as score_items: cache-sized
             pre = user_side[rows, None, :] + item_side[None, cols, :]
@@ -297,7 +447,7 @@ class EmbeddingNet(RatingModel):
             width = hidden.shape[-1]
             scores[rows, cols] = hidden @ unit.weight[0, :width] + unit.bias[0]
         if self.product:
-            scores = scores + (users * self._product_weight(unit)) @ self.item_embedding.weight.T
+            scores = scores + (users[:, :n] * self._product_weight(unit)) @ self._item_ids().T
         return scores
 
     def product_logits(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor | None:
@@ -313,9 +463,10 @@ class EmbeddingNet(RatingModel):
 
     def forward(self, user_idx: torch.Tensor, item_idx: torch.Tensor) -> torch.Tensor:
         # The scaled sigmoid is monotone, so a ranking-trained net ranks the same by either.
-        rating = self._scale(self._logits(user_idx, item_idx))
+        hidden, cold = self._hidden(user_idx, item_idx)
+        rating = self._scale(self.output(hidden).squeeze(1))
         if self.config.biases:
-            rating = rating + self._biases(user_idx, item_idx)
+            rating = rating + self._biases(user_idx, item_idx, cold)
         return rating
 
     def item_side(self) -> torch.Tensor:
@@ -325,8 +476,7 @@ class EmbeddingNet(RatingModel):
         can compute it once at load time.
         """
         first = self.hidden[0]
-        n = self.config.n_factors
-        return self.item_embedding.weight @ first.weight[:, n:].T + first.bias
+        return self._all_items() @ first.weight[:, self.user_width :].T + first.bias
 
     def score_items(
         self, user_idx: torch.Tensor, item_side: torch.Tensor | None = None
@@ -344,9 +494,9 @@ class EmbeddingNet(RatingModel):
             item_side = self.item_side()
         first = self.hidden[0]
         n = self.config.n_factors
-        users = self.user_embedding(user_idx)
-        user_side = users @ first.weight[:, :n].T  # [U, h1]
-        product = self.product_logits(users, self.item_embedding.weight)  # [U, n_items] or None
+        users = self._user_vectors(user_idx)  # [U, user_width]
+        user_side = users @ first.weight[:, : self.user_width].T  # [U, h1]
+        product = self.product_logits(users[:, :n], self._item_ids())  # [U, n_items] or None
         scores = torch.empty(user_idx.shape[0], self.n_items, dtype=user_side.dtype)
         for rows, cols in self.pair_chunks(user_idx.shape[0]):
             pre = user_side[rows, None, :] + item_side[None, cols, :]  # [u, i, h1]
@@ -355,7 +505,7 @@ class EmbeddingNet(RatingModel):
                 pre.shape[0], pre.shape[1]
             )
         if self.config.biases:
-            scores = scores + self.user_bias(user_idx) + self.item_bias.weight.T
+            scores = scores + self.user_bias(user_idx) + self._item_biases()[None, :]
         return scores
 
     def pair_chunks(self, n_users: int) -> list[tuple[slice, slice]]:
@@ -399,7 +549,11 @@ class EmbeddingNet(RatingModel):
         return hidden
 
     def item_vectors(self) -> torch.Tensor:
-        return self.item_embedding.weight
+        """The ID embeddings; with item features, those and the features (so that an item
+        training never saw is compared by its features)."""
+        if self.side is None or not self.side.item_width:
+            return self.item_embedding.weight
+        return self._all_items()
 
     def visitor_ranker(self, item_side: torch.Tensor | None = None) -> VisitorRanker:
         """The user vector the ranking score reads and every item's score from it.
@@ -421,7 +575,7 @@ class EmbeddingNet(RatingModel):
             side = (self.item_side() if item_side is None else item_side).detach()
         unit = self.rank_output if self.config.ranking_head else self.output
         item_bias = (
-            self.item_bias.weight.detach()[:, 0]
+            self._item_biases().detach()
             if self.config.biases and not self.config.ranking_head
             else None
         )
@@ -440,11 +594,13 @@ class EmbeddingNet(RatingModel):
         """``unit``'s logit of every item ``[n_items]`` for one user embedding ``[n]``."""
         n = self.config.n_factors
         pre = item_side + user @ self.hidden[0].weight[:, :n].T
+        if (visitor := self._visitor_side()) is not None:
+            pre = pre + visitor
         hidden = self.hidden[1:](torch.relu(pre))  # [n_items, width]
         width = hidden.shape[-1]
         logits = hidden @ unit.weight[0, :width] + unit.bias[0]
         if self.product:
-            logits = logits + (user * self._product_weight(unit)) @ self.item_embedding.weight.T
+            logits = logits + (user * self._product_weight(unit)) @ self._item_ids().T
         return logits
 
     def fold_in(
@@ -467,13 +623,18 @@ class EmbeddingNet(RatingModel):
         with torch.no_grad():
             start = self.user_embedding.weight.mean(dim=0)
             user_weight = first.weight[:, :n].detach().clone()  # [h1, n]
+            # The visitor's features are unknown: their share of the first layer is constant.
+            visitor = self._visitor_side()
             rated_side = (
-                self.item_embedding.weight[items] @ first.weight[:, n:].T + first.bias
+                self._all_items()[items] @ first.weight[:, self.user_width :].T + first.bias
             ).detach()  # [m, h1]
+            if visitor is not None:
+                rated_side = rated_side + visitor.detach()
+            item_ids = self._item_ids().detach()
         target = values.float()
         # With bias terms the visitor also gets a user bias, learned beside the embedding from
         # 0 under the same pull; the item biases are read like the rest.
-        item_bias = self.item_bias.weight[:, 0].detach() if self.config.biases else None
+        item_bias = self._item_biases().detach() if self.config.biases else None
         user = start.clone().requires_grad_(True)
         user_bias = torch.zeros(1, requires_grad=True)
         learned = [user, user_bias] if self.config.biases else [user]
@@ -482,7 +643,7 @@ class EmbeddingNet(RatingModel):
         for _ in range(options.steps):
             with torch.enable_grad():
                 pre = rated_side + user @ user_weight.T
-                rated = self.item_embedding.weight[items].detach()
+                rated = item_ids[items]
                 predicted = self.head(pre, self.product_logits(user, rated))
                 if item_bias is not None:
                     predicted = predicted + item_bias[items] + user_bias
@@ -503,7 +664,9 @@ class EmbeddingNet(RatingModel):
         with torch.inference_mode():
             if item_side is None:
                 item_side = self.item_side()
-            product = self.product_logits(best, self.item_embedding.weight)
+            product = self.product_logits(best, item_ids)
+            if visitor is not None:
+                item_side = item_side + visitor
             scores = self.head(item_side + best @ user_weight.T, product)
             if item_bias is not None:
                 scores = scores + item_bias + best_bias

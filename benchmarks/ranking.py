@@ -17,6 +17,8 @@ import datetime as dt
 import platform
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -94,30 +96,55 @@ def run_key(name: str, objective: str) -> str:
     return f"{name}-{objective}"
 
 
-def run_all(
-    seeds: list[int], device: str, epochs: int | None, only: list[str] | None = None
-) -> list[dict[str, Any]]:
+def run_one(
+    name: str,
+    objective: str,
+    model_options: dict[str, Any],
+    seed: int,
+    device: str,
+    epochs: int | None,
+) -> dict[str, Any]:
+    """One (row, seed) run's metrics: what each worker of ``--jobs`` computes."""
+    torch.set_num_threads(1)
     data = load_data("ml-100k", progress=False)
+    overrides: dict[str, Any] = {"objective": objective}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    spec = ModelSpec.resolve(name, model_options=model_options, train_options=overrides)
+    prepared = prepare(
+        data, "stratified", seed=seed, validation_fraction=spec.train.validation_fraction
+    )
+    options = RunOptions(seed=seed, device=device, progress=False)
+    metrics = train_model(prepared, Job(spec, options, k=10)).metrics
+    print(
+        f"{name:14s} {objective:6s} seed {seed}: NDCG@10 {metrics['ndcg@10']:.4f}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return metrics
+
+
+def run_all(
+    seeds: list[int],
+    device: str,
+    epochs: int | None,
+    only: list[str] | None = None,
+    jobs: int = 1,
+) -> list[dict[str, Any]]:
+    """Every selected row over the seeds; ``jobs`` > 1 runs (row, seed) pairs side by side in
+    processes of one thread each (the same numbers; the train seconds share the machine)."""
+    chosen = [
+        run for run in RUNS if only is None or run_key(run[0], run[1]) in only or run[0] in only
+    ]
+    tasks = [(*run, seed, device, epochs) for run in chosen for seed in seeds]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(run_one, *zip(*tasks, strict=True)))
+    else:
+        results = [run_one(*task) for task in tasks]
     rows = []
-    for name, objective, model_options in RUNS:
-        if only is not None and run_key(name, objective) not in only and name not in only:
-            continue
-        overrides: dict[str, Any] = {"objective": objective}
-        if epochs is not None:
-            overrides["epochs"] = epochs
-        spec = ModelSpec.resolve(name, model_options=model_options, train_options=overrides)
-        per_seed = []
-        for seed in seeds:
-            prepared = prepare(
-                data, "stratified", seed=seed, validation_fraction=spec.train.validation_fraction
-            )
-            options = RunOptions(seed=seed, device=device, progress=False)
-            per_seed.append(train_model(prepared, Job(spec, options, k=10)).metrics)
-            print(
-                f"{name:14s} {objective:6s} seed {seed}: NDCG@10 {per_seed[-1]['ndcg@10']:.4f}",
-                file=sys.stderr,
-                flush=True,
-            )
+    for index, (name, objective, model_options) in enumerate(chosen):
+        per_seed = results[index * len(seeds) : (index + 1) * len(seeds)]
         rows.append(
             {"model": name, "objective": objective, "options": model_options, "runs": per_seed}
         )
@@ -186,14 +213,18 @@ def main() -> None:
         help="'joint': only the joint rows and their references, into their own section "
         "(a shorter run on a CPU); default: every row, the main table.",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="Processes running (row, seed) pairs side by side."
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     only = JOINT_ROWS if args.rows == "joint" else None
-    rows = run_all(seeds, args.device, args.epochs, only)
+    rows = run_all(seeds, args.device, args.epochs, only, args.jobs)
     command = (
         "python benchmarks/ranking.py"
         + ("" if args.seeds == "0,1,2" else f" --seeds {args.seeds}")
         + (f" --rows {args.rows}" if args.rows else "")
+        + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
     )
     section = render(rows, seeds, args.device, command)
     if only is not None:

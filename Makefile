@@ -27,6 +27,9 @@ demo: $(STAMP)
 	$(MOVIEREC) recommend runs/default --user 196 -k 10
 
 test: $(BENCH_STAMP)
+	@[ -x /usr/bin/chromium ] || echo "notice: /usr/bin/chromium is missing, so the browser tests"\
+		"will be skipped; install it with: apt-get update && apt-get install -y chromium"\
+		"(bash .ci/run does this itself when run as root)"
 	MOVIEREC_HOME=$(TEST_CACHE) $(PY) -m pytest -q
 
 lint: $(STAMP)

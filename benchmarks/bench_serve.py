@@ -45,6 +45,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def provenance() -> dict[str, Any]:
+    """What a serving benchmark's JSON opens with: the command, when, and on what machine (the
+    load average too: these numbers are only comparable within one run on a quiet machine)."""
+    import torch
+
+    return {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "torch_isa": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

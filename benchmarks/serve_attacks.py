@@ -19,18 +19,16 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from bench_serve import cpu_model, free_port
+from bench_serve import cpu_model, free_port, provenance
 
 BIG = 16 << 20
 HEALTH = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -223,12 +221,7 @@ def main() -> None:
         print(json.dumps(results[-1], indent=2))
     if args.out:
         out = {
-            "command": shlex.join([sys.executable, *sys.argv]),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "torch_isa": isa,
+            **provenance(),
             "results": results,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

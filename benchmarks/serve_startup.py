@@ -15,18 +15,16 @@ import argparse
 import json
 import os
 import re
-import shlex
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from bench_serve import cpu_model, free_port
+from bench_serve import cpu_model, free_port, provenance
 
 READY = re.compile(r"scores ready in ([0-9.]+) s")
 
@@ -98,12 +96,7 @@ def main() -> None:
     print("medians:", medians)
     if args.out:
         result = {
-            "command": shlex.join([sys.executable, *sys.argv]),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "torch_isa": isa,
+            **provenance(),
             "run": str(args.run),
             "median": medians,
             "starts": starts,

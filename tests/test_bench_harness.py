@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # the harness lives in benchmarks/, not in the package
@@ -50,23 +51,35 @@ def test_first_reaching_takes_the_first_point_at_or_below_the_target():
     assert bench.first_reaching(curve, 0.90) is None
 
 
-def test_variants_mark_missing_fast_path_options():
+def test_variants_name_their_speed_options_and_mark_missing_ones():
     nothing = dict.fromkeys(("precision", "compile", "fast", "embedding_optimizer"), False)
     none = bench.variants(nothing)
-    assert [v.name for v in none if v.missing is None] == [bench.FP32]
-    some = bench.variants({**nothing, "precision": True, "fast": True})
-    by_name = {v.name: v for v in some}
-    assert by_name["movierec bf16"].missing is None
-    assert by_name["movierec bf16"].run == {"precision": "bf16"}
-    assert by_name["movierec compile"].missing is not None
-    assert by_name[bench.FAST].missing is None
-    assert "embedding_optimizer" in by_name[f"{bench.FAST} + row-wise"].missing
-    every = bench.variants(dict.fromkeys(nothing, True))
-    combined = {v.name: v for v in every}[f"{bench.FAST} + row-wise"]
-    assert combined.missing is None
-    assert combined.run == {"precision": "auto", "fused_adam": True, "fast_dropout": True}
-    assert combined.train == {"embedding_optimizer": "row-wise"}
+    # The default and the exact path are always there: they are RunOptions() and fp32.
+    assert [v.name for v in none if v.missing is None] == [bench.DEFAULT, bench.EXACT]
+    by_name = {v.name: v for v in none}
+    assert by_name[bench.DEFAULT].run == {}
+    assert by_name[bench.EXACT].run == {"precision": "fp32"}
+    assert "precision" in by_name["movierec bf16 only"].missing
+    some = {v.name: v for v in bench.variants({**nothing, "precision": True})}
+    assert some["movierec bf16 only"].missing is None
+    assert some["movierec bf16 only"].run == {
+        "precision": "bf16",
+        "fused_adam": False,
+        "fast_dropout": False,
+    }
+    assert "compile" in some[f"{bench.DEFAULT} + compile"].missing
+    every = {v.name: v for v in bench.variants(dict.fromkeys(nothing, True))}
+    row_wise = every[f"{bench.DEFAULT} + row-wise"]
+    assert row_wise.missing is None
+    assert (row_wise.run, row_wise.train) == ({}, {"embedding_optimizer": "row-wise"})
     assert bench.fast_path_support() == dict.fromkeys(nothing, True)  # this checkout has all
+
+
+def test_isa_names_torch_dispatch_and_bf16():
+    found = bench.isa()
+    assert found["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(found["flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+    assert isinstance(found["native_bf16"], bool)
 
 
 def test_run_interleaved_alternates_turns_and_survives_a_failing_worker():
@@ -92,3 +105,53 @@ def test_run_interleaved_alternates_turns_and_survives_a_failing_worker():
     assert log == ["a", "b", "c", "a", "c", "a"]
     assert list(errors) == ["c"]
     assert "boom" in errors["c"]
+
+
+def test_bench_training_times_the_plain_loop_beside_the_default_and_the_exact_path():
+    from movierec.data.encoder import IdEncoder
+    from movierec.data.synthetic import synthetic_ratings
+    from movierec.data.tensors import RatingTensors
+
+    frame = synthetic_ratings(60, 40, 3000, seed=0, step=1.0, rating_scale=(1.0, 5.0))
+    encoder = IdEncoder.fit(frame)
+    tensors = RatingTensors.from_frame(frame, encoder)
+    config = EmbeddingNetConfig(n_factors=8, hidden=(16, 8), dropouts=(0.25, 0.5))
+    chosen = [v for v in bench.variants(bench.fast_path_support()) if v.name in (
+        bench.DEFAULT, bench.EXACT)]  # fmt: skip
+    result = bench.bench_training("tiny", config, tensors, encoder, chosen, 2, (1.0, 5.0))
+    rows = result["variants"]
+    assert list(rows) == [bench.REFERENCE, bench.DATALOADER, bench.DEFAULT, bench.EXACT]
+    for label, row in rows.items():
+        assert row["available"], label
+        assert len(row["epoch_seconds"]) == len(row["epoch_cpu_seconds"]) == 2
+        assert row["ratings_per_cpu_second"] > 0
+    assert rows[bench.REFERENCE]["vs_reference"] == 1.0
+    assert rows[bench.EXACT]["precision"] == "fp32"
+    native = bench.isa()["native_bf16"]
+    assert rows[bench.DEFAULT]["precision"] == ("bf16" if native else "fp32")
+    expected = (
+        rows[bench.DEFAULT]["ratings_per_second"] / rows[bench.REFERENCE]["ratings_per_second"]
+    )
+    assert rows[bench.DEFAULT]["vs_reference"] == pytest.approx(expected)
+
+
+def test_the_plain_loop_learns():
+    from reference_loop import PlainLoop
+
+    from movierec.data.synthetic import synthetic_ratings
+
+    frame = synthetic_ratings(50, 30, 2000, seed=1, step=1.0, rating_scale=(1.0, 5.0))
+    users = torch.as_tensor(frame["user_id"].to_numpy() - frame["user_id"].min())
+    items = torch.as_tensor(frame["item_id"].to_numpy() - frame["item_id"].min())
+    ratings = torch.tensor(frame["rating"].to_numpy(dtype="float32"))
+    loop = PlainLoop(users, items, ratings, n_factors=8, hidden=(16,), dropouts=(), batch_size=200)
+
+    def mse() -> float:
+        loop.model.eval()
+        with torch.no_grad():
+            return float(((loop.model(users, items).squeeze(1) - ratings) ** 2).mean())
+
+    before = mse()
+    for _ in range(5):
+        assert loop.epoch() > 0
+    assert mse() < before

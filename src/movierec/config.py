@@ -191,17 +191,20 @@ class RunOptions:
         progress: Show a progress bar per epoch on stderr.
         checkpoint_minutes: With a checkpoint path, also checkpoint within an epoch once this
             many minutes passed since the last one (every epoch end is checkpointed anyway).
-        precision: ``fp32``; ``bf16`` (autocast of the training forward and loss to bfloat16,
-            evaluation stays fp32; falls back to fp32 with a warning where the device has no
-            native bf16); ``auto`` (bf16 where it is native and pays, else fp32). See
-            :mod:`movierec.train.precision`.
+        precision: ``auto`` (the default: bf16 autocast of the training forward and loss where
+            the device multiplies bf16 natively, fp32 elsewhere); ``bf16`` (falls back to fp32
+            with a warning where bf16 would be emulated); ``fp32``: the exact path, which also
+            turns the two options below off unless they are set, so that ``--precision fp32``
+            trains as PyTorch's plain modules do and reproduces every fp32 number. Evaluation
+            is always fp32. See :mod:`movierec.train.precision`.
         compile: ``torch.compile`` the training forward and loss (costs compile time once).
-        fused_adam: Use PyTorch's fused Adam kernel for the dense parameters (one pass over
-            the parameters instead of about ten; same arithmetic up to rounding).
-        fast_dropout: During training, cut dropout masks from 64-bit random words (four
-            per word) instead of PyTorch's CPU ``bernoulli_`` (one draw per element): several
-            times cheaper, the rate exact to ``2**-16``, but another random stream than the
-            default, hence opt-in. See :func:`movierec.train.dropout.cheap_dropout`.
+        fused_adam: PyTorch's fused Adam kernel for the dense parameters (one pass over the
+            parameters instead of about ten; the same arithmetic up to rounding). None (the
+            default): on unless ``precision`` is ``fp32``; see :attr:`use_fused_adam`.
+        fast_dropout: During training, dropout masks cut from 64-bit random words (four per
+            word) instead of PyTorch's CPU ``bernoulli_`` (one draw per element): several times
+            cheaper, the same expectation, another random stream. None (the default): on unless
+            ``precision`` is ``fp32``. See :func:`movierec.train.dropout.cheap_dropout`.
     """
 
     seed: int = 0
@@ -209,16 +212,31 @@ class RunOptions:
     threads: int | None = None
     progress: bool = True
     checkpoint_minutes: float = 10.0
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
-    fused_adam: bool = False
-    fast_dropout: bool = False
+    fused_adam: bool | None = None
+    fast_dropout: bool | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"
             )
+
+    @property
+    def exact(self) -> bool:
+        """Whether the step is PyTorch's plain fp32 one (``precision = "fp32"``)."""
+        return self.precision == "fp32"
+
+    @property
+    def use_fused_adam(self) -> bool:
+        """``fused_adam``, or on unless the precision is ``fp32`` when it was not set."""
+        return not self.exact if self.fused_adam is None else self.fused_adam
+
+    @property
+    def use_fast_dropout(self) -> bool:
+        """``fast_dropout``, or on unless the precision is ``fp32`` when it was not set."""
+        return not self.exact if self.fast_dropout is None else self.fast_dropout
 
 
 @dataclass(frozen=True)
@@ -462,7 +480,8 @@ class Job:
             device=context["device"],
             threads=context["threads"],
             progress=progress,
-            **context.get("speed", {}),  # absent in checkpoints written before the fast path
+            # Checkpoints written before the fast path carry no "speed": they trained exactly.
+            **context.get("speed", {"precision": "fp32"}),
         )
         columns, item_columns = context.get("columns"), context.get("item_columns")
         return cls(

@@ -168,14 +168,33 @@ def test_cheap_dropout_keeps_the_rate_and_scale_and_is_restored():
     assert not torch.equal(layer(x), out)  # PyTorch's own draw: another stream
 
 
-def test_fast_paths_are_off_by_default():
+@pytest.mark.parametrize("rate", [0.02, 0.25, 0.5])
+def test_cheap_dropout_under_bf16_autocast_is_unbiased_and_close_to_the_rate(rate):
+    layer = torch.nn.Sequential(torch.nn.Dropout(rate))
+    x = torch.ones(1000, 1000, requires_grad=True)
+    with cheap_dropout(layer), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(0)
+        out = layer(x)
+    assert out.dtype == torch.bfloat16  # cast first: the next matrix product casts anyway
+    kept = out != 0
+    assert 1 - kept.float().mean().item() == pytest.approx(rate, abs=0.003)
+    # One value where kept (the scale, rounded to bf16); the mean is 1, so training and
+    # evaluation (no dropout) see activations of the same expected size.
+    assert out[kept].float().unique().numel() == 1
+    assert out.float().mean().item() == pytest.approx(1.0, abs=0.002)
+    out.float().sum().backward()  # the gradient is the mask itself
+    assert torch.equal(x.grad, out.detach().float())
+
+
+def test_the_fast_path_is_the_default_and_fp32_is_the_exact_path():
     options, config = RunOptions(), TrainConfig()
-    assert (options.precision, options.compile, options.fused_adam, options.fast_dropout) == (
-        "fp32",
-        False,
-        False,
-        False,
-    )
+    assert (options.precision, options.compile) == ("auto", False)
+    assert options.use_fused_adam and options.use_fast_dropout
+    exact = RunOptions(precision="fp32")
+    assert not exact.use_fused_adam and not exact.use_fast_dropout
+    # An explicit choice wins over the precision's.
+    chosen = RunOptions(precision="fp32", fused_adam=True, fast_dropout=False)
+    assert chosen.use_fused_adam and not chosen.use_fast_dropout
     assert config.embedding_optimizer == "dense"
 
 

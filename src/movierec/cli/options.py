@@ -116,13 +116,15 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 PRECISION = typer.Option(
     None,
     "--precision",
-    help="fp32 (default), bf16, or auto (bf16 where the CPU/GPU has native bf16 matrix units).",
+    help="auto (default: bf16 where the CPU/GPU has native bf16 matrix units, with fused Adam "
+    "and cheap dropout masks), bf16, or fp32 (the exact path of PyTorch's plain modules: "
+    "reproduces the fp32 numbers).",
 )
 FAST = typer.Option(
     False,
     "--fast",
-    help="The fast training path: --precision auto, fused Adam, cheap dropout masks "
-    "(same accuracy within 0.003 on u1; docs/performance.md).",
+    help="Kept for old command lines: the fast path (--precision auto, fused Adam, cheap dropout "
+    "masks) is now the default; with --precision fp32 it keeps fused Adam and the cheap masks.",
 )
 COMPILE = typer.Option(
     False, "--compile", help="torch.compile the training step (pays on GPUs, not on small CPUs)."
@@ -206,17 +208,18 @@ def run_options(
     fast: bool = False,
     compile_step: bool = False,
 ) -> RunOptions:
-    """Run options; ``fast`` is the measured fast path (bf16 where native, fused Adam, cheap
-    dropout: docs/performance.md), ``precision`` overrides its precision."""
+    """Run options: the fast path (bf16 where native, fused Adam, cheap dropout masks:
+    docs/performance.md) unless ``precision`` is ``fp32``, the exact path; ``fast`` (the old
+    ``--fast``, now the default) keeps fused Adam and the cheap masks whatever the precision."""
     return RunOptions(
         seed=seed,
         device=device,
         threads=threads,
         progress=not quiet,
-        precision=precision or ("auto" if fast else "fp32"),
+        precision=precision or "auto",
         compile=compile_step,
-        fused_adam=fast,
-        fast_dropout=fast,
+        fused_adam=True if fast else None,
+        fast_dropout=True if fast else None,
     )
 
 

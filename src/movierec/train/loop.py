@@ -15,14 +15,15 @@ Under torchrun (:mod:`movierec.train.distributed`) the same loop runs data-paral
 runs on the whole validation split on every rank, rank 0 decides early stopping, and only rank 0
 checkpoints.
 
-Fast paths, all opt-in so the defaults keep today's results: ``TrainConfig.embedding_optimizer
-= "row-wise"`` (sparse embedding gradients and a lazy row-wise Adam, :mod:`movierec.train.optim`;
-under DDP the tables stay out of DDP's buckets and their touched rows are exchanged by
-:func:`movierec.train.distributed.average_sparse_gradients`), ``RunOptions.precision`` (bf16
-autocast of the forward and loss, :mod:`movierec.train.precision`), ``RunOptions.compile``
-(``torch.compile`` of the forward and loss) and ``RunOptions.fast_dropout``
-(:mod:`movierec.train.dropout`). On CUDA the data stays on the device and the loop synchronises
-with the host once per epoch.
+Speed: by default (``RunOptions.precision = "auto"``) the step autocasts to bf16 where the device
+has native bf16, uses PyTorch's fused Adam and the cheaper dropout masks
+(:mod:`movierec.train.dropout`); ``precision = "fp32"`` is the exact path of PyTorch's plain
+modules. Opt-in: ``TrainConfig.embedding_optimizer = "row-wise"`` (sparse embedding gradients
+and a lazy row-wise Adam, :mod:`movierec.train.optim`; under DDP the tables stay out of DDP's
+buckets and their touched rows are exchanged by
+:func:`movierec.train.distributed.average_sparse_gradients`) and ``RunOptions.compile``
+(``torch.compile`` of the forward and loss). On CUDA the data stays on the device and the loop
+synchronises with the host once per epoch.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def fit(
     # The tables' gradients are sparse for this fit only; the flags are restored on exit.
     with (
         optim.sparse_embeddings(model, enabled=row_wise),
-        cheap_dropout(model, enabled=options.fast_dropout),
+        cheap_dropout(model, enabled=options.use_fast_dropout),
     ):
         trainer = Trainer(
             model, train, config, options, device, ranks,

@@ -100,7 +100,7 @@ class Trainer:
             self.config.lr,
             self.config.weight_decay,
             # None is PyTorch's own choice (the single-tensor loop on the CPU): today's results.
-            fused=True if self.options.fused_adam else None,
+            fused=True if self.options.use_fused_adam else None,
             ranking_lr=self.config.ranking_lr,
         )
 

@@ -352,12 +352,12 @@ class EmbeddingNet(RatingModel):
         (bool ``[B]``, or None when none are)."""
         users, items = self.user_embedding(user_idx), self.item_embedding(item_idx)
         if self.side is None:
-            return torch.cat([users, items], dim=1), None
+            return _concat([users, items]), None
         cold = self.side.cold(item_idx, self.training)
         if cold is not None:
             items = torch.where(cold[:, None], self._cold_embedding(), items)
         parts = [users, self.side.user(user_idx), items, self.side.item(item_idx)]
-        return torch.cat([p for p in parts if p is not None], dim=1), cold
+        return _concat([p for p in parts if p is not None]), cold
 
     def _user_vectors(self, user_idx: torch.Tensor) -> torch.Tensor:
         """``[U, user_width]``: each user's ID embedding and features."""
@@ -671,3 +671,17 @@ class EmbeddingNet(RatingModel):
             if item_bias is not None:
                 scores = scores + item_bias + best_bias
             return scores
+
+
+def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The first layer's input: ``parts`` side by side, in the autocast dtype under autocast.
+
+    The first layer casts its input to that dtype anyway; casting each part before the
+    concatenation moves half the bytes, and in the backward pass each part's gradient comes
+    back to float32 as one contiguous tensor (no copy of a strided slice per table).
+    """
+    device = parts[0].device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        parts = [part.to(dtype) for part in parts]
+    return torch.cat(parts, dim=1)

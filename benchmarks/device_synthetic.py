@@ -3,8 +3,9 @@
 :func:`movierec.data.synthetic.synthetic_ratings` draws the same law with numpy into a pandas
 frame, which an IdEncoder then encodes: about 45 s for 25M ratings on the GPU machine of the
 first measurement, a tenth of the GPU check's time budget. Here the pairs and ratings are drawn
-as index tensors directly on the device (the indices are the encoded ones), in about a second on
-a GPU; the tensors never leave it.
+as index tensors directly on the device (the indices are the encoded ones): sorting-based
+``torch.unique`` and gathers, which a GPU does in a fraction of the numpy time (not yet timed on
+one: the GPU check records ``generate_seconds``); the tensors never leave it.
 
     python benchmarks/device_synthetic.py --device cuda      # prints the shape and seconds
 """

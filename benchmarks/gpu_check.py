@@ -9,7 +9,7 @@ What it measures (issue 16, item 4): one epoch of a 25M-shaped synthetic set (ml
 users, 59,047 items; its 25,000,095 ratings rounded up to 25,165,824 = 24 * 2**20 distinct
 ones, so that every batch size divides the epoch; Zipf-like activity and popularity and
 low-rank ratings, the law of :func:`movierec.data.synthetic.synthetic_ratings`, drawn here with
-torch on the device in a second instead of ~45 s of numpy and pandas) through the article's
+torch on the device instead of ~45 s of numpy and pandas) through the article's
 EmbeddingNet, the data resident on the device. Every variant trains a warm-up epoch (allocator,
 cuBLAS heuristics, compilation) and then the timed one; both epochs' seconds, ratings/s of the
 timed one, the train loss of each epoch (divergence is visible: the learning rate stays the
@@ -19,42 +19,45 @@ its own to report) go into the JSON, which is rewritten after every variant so t
 still leaves what was measured. The target: the timed epoch in <= 2 s (>= 10M ratings/s; goal
 34M/s, NVIDIA's NCF on one A100); ``best`` names the fastest variant and whether it meets it.
 
-Variants, in the order they run (the fastest candidates and the plain loop first), at batch
-65,536, 262,144 and 1,048,576 (``--batches``), every RunOptions field spelled out so that a
-change of the package's defaults does not change what a variant means:
+Variants at batch 65,536, 262,144 and 1,048,576 (``--batches``), every RunOptions field spelled
+out so that a change of the package's defaults does not change what a variant means:
 
-- ``bf16 dense``: bf16 autocast, fused Adam, PyTorch's dropout (its CUDA kernel is already
-  fused; ``fast_dropout`` is a CPU remedy), dense embedding gradients.
+- ``bf16 dense``: bf16 autocast (TF32 for what stays fp32), fused Adam, PyTorch's dropout (its
+  CUDA kernel is already fused; ``fast_dropout`` is a CPU remedy), dense embedding gradients.
 - ``plain loop``: :class:`reference_loop.PlainLoop` on the same device-resident tensors (fp32,
   TF32 off, ``torch.optim.Adam`` as PyTorch picks it, a device ``randperm`` per epoch).
 - ``bf16 row-wise``: as ``bf16 dense`` with ``embedding_optimizer = "row-wise"`` (sparse table
   gradients and lazy row-wise Adam: no dense pass over 33M embedding weights per step).
-- ``bf16 dense compile``: ``torch.compile`` of the forward and loss (refused by the package
-  with row-wise; dynamo's cache is reset before each compiled variant).
-- ``fp32`` and ``tf32``: fused Adam and dense gradients, TF32 matmuls off and on: the precision
-  ladder below bf16.
-- ``defaults``: ``RunOptions()`` as this checkout defines it (recorded), row-wise, one batch.
-- ``legacy fp32``: fp32, PyTorch's Adam, batch 8192: the first GPU measurement's settings.
+- ``bf16 dense compile``: ``torch.compile`` of the forward and loss (the package refuses it with
+  row-wise); dynamo's cache is reset before each, so no recompile limit carries over.
+- ``fp32`` and ``tf32``: fused Adam, dense gradients, TF32 matmuls off and on (set for the
+  variant and restored: the bf16 path turns TF32 on for the rest of the process).
+- ``defaults row-wise``: ``RunOptions()`` as this checkout defines it (its fields recorded).
+- ``legacy fp32 b8192``: fp32, PyTorch's Adam, batch 8192: the first GPU measurement's settings.
 
-Before the variants the script times what every movierec epoch pays besides its steps: the
-trainer draws its permutation with a CPU generator and copies it to the device
-(:meth:`movierec.train.trainer.Trainer.train_epoch`); ``overheads`` holds that beside a device
-``randperm``. After the first group, the ml-100k ``u1`` check: EmbeddingNet and MF trained on the
-device in fp32 and EmbeddingNet in bf16 (the lead's "RMSE of the u1 run unchanged"), saved,
-reloaded on the CPU.
+Order (:func:`plan`): at the largest batch bf16 dense, the plain loop, row-wise and compiled;
+then the ml-100k ``u1`` check (EmbeddingNet and MF trained on the device in fp32, EmbeddingNet in
+bf16: "RMSE of the u1 run unchanged"; saved, reloaded on the CPU; skipped with a reason when
+ml-100k is not in ``$MOVIEREC_HOME``, as the GPU machine is offline); the other batches; the
+precision ladder; defaults and legacy; last the compiled variants of the other batches, tens of
+seconds of compilation each. Before them, ``overheads`` times what every movierec epoch pays
+besides its steps: :meth:`movierec.train.trainer.Trainer.train_epoch` draws its permutation with
+a CPU generator (serial, threads do not help: 2.5 s for 25.2M on this busy Xeon) and copies it;
+the plain loop draws it on the device. Each movierec row also shows its timed epoch less that.
 
-A time budget (``--budget``, 380 s on the GPU) guards the whole: a variant is not started with
-less than ``--reserve`` seconds left, and one whose warm-up epoch shows the timed one would not
-fit stops there (``status`` says so). A failing variant (out of memory, a compiler error) is
-recorded with its one-line error and the next one runs.
+A time budget (``--budget``, 380 s; gpu.sh's timeout is 420 s) guards the whole: no variant
+starts with less than ``--reserve`` seconds left (60 s for a compiled one), and one whose
+warm-up shows the timed epoch would not fit stops there (``status`` says so). A failing variant
+(out of memory, a compiler error) is recorded with its one-line error and the next one runs.
+The dry run caps compiled variants at one (``--max-compiled``: 35-50 s of CPU compilation each).
 
-Not tried: CUDA graphs. Capturing the whole step needs a static batch (the last, partial batch
-dropped or padded), the learning rate and Adam's step as device tensors (``capturable=True``),
-and no host sync inside the step, which the row-wise optimiser's ``coalesce`` has; that is a
-package change (a ``torch.compile(mode="reduce-overhead")`` option, or a captured step in
-:class:`~movierec.train.trainer.Trainer`), and at >= 65,536 ratings a step the per-step launch
-cost is a small share of an epoch of at most ~400 steps. The wide config (500-500-500) of the
-first GPU measurement is not rerun: the article config is the one compared with NCF.
+Not tried: CUDA graphs. Capturing the whole step needs a static batch, the learning rate and
+Adam's step as device tensors (``capturable=True``) and no host sync inside the step (the
+row-wise optimiser's ``coalesce`` has one): a package change (a ``mode="reduce-overhead"``
+compile option, or a captured step in :class:`~movierec.train.trainer.Trainer`), while at
+>= 65,536 ratings a step an epoch has at most 384 steps, so launch costs are a small share.
+The wide config (500-500-500) of the first GPU measurement is not rerun: the article config is
+the one compared with NCF.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ from reference_loop import PlainLoop
 
 from movierec.artifacts import load_run
 from movierec.config import RunOptions, TrainConfig
+from movierec.data.catalogue import cache_dir
 from movierec.data.tensors import RatingTensors
 from movierec.experiment import compare_models
 from movierec.models import build_model
@@ -92,6 +96,7 @@ from movierec.train import fit, precision
 ARTICLE = {"n_factors": 150, "hidden": [100, 200, 300], "dropouts": [0.25, 0.5]}
 TARGET = {"epoch_seconds": 2.0, "ratings_per_second": 10e6, "goal_ratings_per_second": 34e6}
 MSE_SAMPLE = 1 << 20  # training rows the sample MSE is measured on
+COMPILE_RESERVE = 60.0  # seconds a compiled variant needs left to start (compiling is slow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,17 +147,21 @@ U1 = "u1"  # the plan's marker for the ml-100k u1 check
 
 
 def plan(batches: list[int], legacy_batch: int) -> list[Variant | str]:
-    """Every step in the order it runs: the candidates at the largest batch and the plain
-    loop first, then the u1 check, then the smaller batches, the precision ladder, the rest."""
-    fastest_first = sorted(batches, reverse=True)
+    """Every step in the order it runs: at the largest batch the candidates, the plain loop and
+    the compiled one; the u1 check; the other batches; the precision ladder; the defaults and
+    the first measurement's settings; last the compiled variants of the other batches (tens of
+    seconds of compilation each, the first to go when time runs short)."""
+    largest, *others = sorted(batches, reverse=True)
 
     def group(batch: int) -> list[Variant]:
         return [
             Variant(f"bf16 dense b{batch}", batch),
             Variant(f"plain loop b{batch}", batch, loop="plain", precision="fp32"),
             Variant(f"bf16 row-wise b{batch}", batch, embedding_optimizer="row-wise"),
-            Variant(f"bf16 dense compile b{batch}", batch, compile=True),
         ]
+
+    def compiled(batch: int) -> Variant:
+        return Variant(f"bf16 dense compile b{batch}", batch, compile=True)
 
     def ladder(batch: int) -> list[Variant]:
         return [
@@ -160,21 +169,19 @@ def plan(batches: list[int], legacy_batch: int) -> list[Variant | str]:
             Variant(f"tf32 b{batch}", batch, precision="fp32", tf32=True),
         ]
 
-    steps: list[Variant | str] = [*group(fastest_first[0]), U1]
-    for batch in fastest_first[1:]:
-        steps += group(batch)
-    for batch in fastest_first:
-        steps += ladder(batch)
-    middle = fastest_first[len(fastest_first) // 2]
-    steps.append(
+    middle = sorted(batches)[len(batches) // 2]
+    return [
+        *group(largest),
+        compiled(largest),
+        U1,
+        *[v for batch in others for v in group(batch)],
+        *[v for batch in (largest, *others) for v in ladder(batch)],
         Variant(
             f"defaults row-wise b{middle}", middle, embedding_optimizer="row-wise", defaults=True
-        )
-    )
-    steps.append(
-        Variant(f"legacy fp32 b{legacy_batch}", legacy_batch, precision="fp32", fused_adam=False)
-    )
-    return steps
+        ),
+        Variant(f"legacy fp32 b{legacy_batch}", legacy_batch, precision="fp32", fused_adam=False),
+        *[compiled(batch) for batch in others],
+    ]
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -256,8 +263,8 @@ class Budget:
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def may_start(self) -> bool:
-        return self.left() > self.reserve
+    def may_start(self, compiled: bool = False) -> bool:
+        return self.left() > max(self.reserve, COMPILE_RESERVE if compiled else 0.0)
 
     def check_epoch(self, warm_up_seconds: float) -> None:
         """Raise :class:`OutOfTime` when another epoch as long as the warm-up would not fit."""
@@ -268,22 +275,29 @@ class Budget:
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """What every variant shares: the resident data and its shape, the base run options, the
+    rows of the sample MSE, the budget, and the trainer's permutation seconds (overheads)."""
+
+    data: RatingTensors
+    shape: tuple[int, int]
+    base: RunOptions
+    rows: torch.Tensor
+    budget: Budget
+    permutation: float
+
+
 # --- variants --------------------------------------------------------------------------------
 
 
-def run_movierec(
-    variant: Variant,
-    data: RatingTensors,
-    shape: tuple[int, int],
-    base: RunOptions,
-    rows: torch.Tensor,
-    budget: Budget,
-) -> dict[str, Any]:
+def run_movierec(variant: Variant, bench: Bench) -> dict[str, Any]:
     """Two epochs of ``movierec.train.fit`` (the package's one loop) on the resident data."""
-    options = variant.run_options(base)
+    data, rows, budget = bench.data, bench.rows, bench.budget
+    options = variant.run_options(bench.base)
     device = data.rating.device
-    torch.manual_seed(base.seed)
-    model = build_model("embedding-net", *shape, RATING_SCALE, ARTICLE)
+    torch.manual_seed(options.seed)
+    model = build_model("embedding-net", *bench.shape, RATING_SCALE, ARTICLE)
     mse: list[float] = []
 
     def on_epoch(record: Any) -> None:
@@ -314,17 +328,16 @@ def run_movierec(
     }
 
 
-def run_plain(
-    variant: Variant, data: RatingTensors, base: RunOptions, rows: torch.Tensor, budget: Budget
-) -> dict[str, Any]:
+def run_plain(variant: Variant, bench: Bench) -> dict[str, Any]:
     """Two epochs of the plain loop on the same resident tensors (fp32, TF32 off)."""
+    data, rows, budget = bench.data, bench.rows, bench.budget
     with tf32(False):
         loop = PlainLoop(
             data.user_idx,
             data.item_idx,
             data.rating,
             batch_size=variant.batch_size,
-            seed=base.seed,
+            seed=bench.base.seed,
             **ARTICLE,
         )
         seconds, mse, status = [], [], "ok"
@@ -346,15 +359,9 @@ def run_plain(
     }
 
 
-def run_variant(
-    variant: Variant,
-    data: RatingTensors,
-    shape: tuple[int, int],
-    base: RunOptions,
-    rows: torch.Tensor,
-    budget: Budget,
-) -> dict[str, Any]:
+def run_variant(variant: Variant, bench: Bench) -> dict[str, Any]:
     """One variant's row: what it ran, its epochs, and its throughput against the target."""
+    data, budget = bench.data, bench.budget
     device = data.rating.device
     row: dict[str, Any] = {
         "name": variant.name,
@@ -362,7 +369,7 @@ def run_variant(
         "batch_size": variant.batch_size,
         "steps_per_epoch": math.ceil(len(data) / variant.batch_size),
     }
-    if not budget.may_start():
+    if not budget.may_start(compiled=variant.compile):
         return {**row, "status": f"skipped: {budget.left():.0f} s of the budget left"}
     if variant.compile and budget.compiled >= budget.max_compiled:
         return {**row, "status": f"skipped: --max-compiled {budget.max_compiled}"}
@@ -374,9 +381,9 @@ def run_variant(
     started = time.perf_counter()
     try:
         if variant.loop == "plain":
-            row |= run_plain(variant, data, base, rows, budget)
+            row |= run_plain(variant, bench)
         else:
-            row |= run_movierec(variant, data, shape, base, rows, budget)
+            row |= run_movierec(variant, bench)
     except Exception as exc:  # recorded; the next variant runs
         row["status"] = f"failed: {type(exc).__name__}: {one_line(exc)}"
     row["wall_seconds"] = time.perf_counter() - started
@@ -389,6 +396,8 @@ def run_variant(
             seconds[1] <= TARGET["epoch_seconds"]
             and row["ratings_per_second"] >= TARGET["ratings_per_second"]
         )
+        if variant.loop == "movierec":  # its permutation is drawn on the CPU: see overheads
+            row["timed_epoch_less_trainer_permutation_seconds"] = seconds[1] - bench.permutation
         losses = [*(row.get("train_loss") or []), *row["sample_mse"]]
         row["finite"] = all(math.isfinite(v) for v in losses)
     return row
@@ -442,6 +451,9 @@ def u1_check(base: RunOptions, runs: Path, epochs: int | None) -> dict[str, Any]
 def run_u1(base: RunOptions, runs: Path | None, epochs: int | None) -> dict[str, Any] | str:
     """:func:`u1_check` saving under ``runs`` (or a temporary folder removed afterwards); a
     failure (ml-100k not in ``$MOVIEREC_HOME``, say) is returned as its one line."""
+    home = cache_dir() / "ml-100k"
+    if not (home / "u.data").is_file():  # the GPU machine is offline: no download to wait on
+        return f"skipped: ml-100k is not in {home} (carry .cache/movierec to the GPU machine)"
     try:
         if runs is not None:
             return u1_check(base, runs, epochs)
@@ -631,7 +643,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report.data["overheads"] = overheads(len(data), device)
     report.write()
     print(json.dumps({k: report.data[k] for k in ("synthetic", "overheads")}), flush=True)
+    permutation = report.data["overheads"]["trainer_permutation_seconds"]
     rows = sample_rows(len(data), device)
+    bench = Bench(data, (args.users, args.items), base, rows, budget, permutation)
     batches = [int(b) for b in args.batches.split(",")]
     for step in selected(plan(batches, args.legacy_batch), args):
         if step == U1:
@@ -641,7 +655,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             report.data["ml100k_u1_seconds"] = time.perf_counter() - u1_started
         else:
-            row = run_variant(step, data, (args.users, args.items), base, rows, budget)
+            row = run_variant(step, bench)
             report.data["variants"].append(row)
             print(json.dumps(row), flush=True)
         if device.type == "cuda":  # free the last step's model and optimiser state on the GPU

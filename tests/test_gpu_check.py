@@ -113,3 +113,9 @@ def test_dry_run_compiles_one_variant(tmp_path):
     report = gpu_check.main([*TINY, "--only", "compile b512", "--out", str(tmp_path / "g.json")])
     [row] = report["variants"]
     assert row["status"] == "ok" and row["options"]["compile"] is True and row["finite"]
+
+
+def test_u1_is_skipped_with_a_reason_when_ml100k_is_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))  # offline GPU machines cannot download
+    result = gpu_check.run_u1(gpu_check.RunOptions(progress=False), None, 1)
+    assert result.startswith("skipped: ml-100k is not in") and ".cache/movierec" in result

@@ -369,10 +369,10 @@ def run_variant(variant: Variant, bench: Bench) -> dict[str, Any]:
         "batch_size": variant.batch_size,
         "steps_per_epoch": math.ceil(len(data) / variant.batch_size),
     }
-    if not budget.may_start(compiled=variant.compile):
-        return {**row, "status": f"skipped: {budget.left():.0f} s of the budget left"}
     if variant.compile and budget.compiled >= budget.max_compiled:
         return {**row, "status": f"skipped: --max-compiled {budget.max_compiled}"}
+    if not budget.may_start(compiled=variant.compile):
+        return {**row, "status": f"skipped: {budget.left():.0f} s of the budget left"}
     if variant.compile:
         budget.compiled += 1
         torch._dynamo.reset()  # a fresh cache: no recompile limit carried over
@@ -401,6 +401,18 @@ def run_variant(variant: Variant, bench: Bench) -> dict[str, Any]:
         losses = [*(row.get("train_loss") or []), *row["sample_mse"]]
         row["finite"] = all(math.isfinite(v) for v in losses)
     return row
+
+
+def summary(row: dict[str, Any]) -> str:
+    """A variant's line on stdout (the JSON has the rest): what, how long, how fast."""
+    if "ratings_per_second" not in row:
+        return f"{row['name']}: {row['status']}"
+    warm, timed = row["epoch_seconds"]
+    return (
+        f"{row['name']}: {timed:.3f} s ({warm:.1f} s warm-up), "
+        f"{row['ratings_per_second'] / 1e6:.2f}M ratings/s, sample MSE {row['sample_mse'][-1]:.4f}"
+        f"{'  TARGET MET' if row['meets_target'] else ''}"
+    )
 
 
 def one_line(exc: BaseException) -> str:
@@ -657,7 +669,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             row = run_variant(step, bench)
             report.data["variants"].append(row)
-            print(json.dumps(row), flush=True)
+            print(summary(row), flush=True)
         if device.type == "cuda":  # free the last step's model and optimiser state on the GPU
             gc.collect()  # (reference cycles hold some; 0.1-0.4 s, so not on the CPU)
             torch.cuda.empty_cache()

@@ -639,6 +639,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(
+            "gpu_check: PyTorch sees no CUDA device here; `bash benchmarks/gpu.sh --dry-run` "
+            "runs the CPU dry run",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     report = Report(args.out, head(args, device, argv))
     budget = Budget(args.budget, args.reserve, args.max_compiled)
     base = RunOptions(seed=0, device=args.device, threads=args.threads, progress=False)

@@ -119,3 +119,12 @@ def test_u1_is_skipped_with_a_reason_when_ml100k_is_not_cached(tmp_path, monkeyp
     monkeypatch.setenv("MOVIEREC_HOME", str(tmp_path))  # offline GPU machines cannot download
     result = gpu_check.run_u1(gpu_check.RunOptions(progress=False), None, 1)
     assert result.startswith("skipped: ml-100k is not in") and ".cache/movierec" in result
+
+
+def test_asking_for_cuda_without_one_exits_2_and_names_the_dry_run(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as exit_:
+        gpu_check.main(["--out", str(tmp_path / "g.json")])
+    assert exit_.value.code == 2 and "--dry-run" in capsys.readouterr().err
+    assert not (tmp_path / "g.json").exists()

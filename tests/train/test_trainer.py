@@ -84,3 +84,11 @@ def test_before_step_hooks_see_every_step_index(encoded):
     trainer.train_epoch()
     assert len(steps) > 1
     assert steps == list(range(trainer.steps_per_epoch))
+
+
+def test_the_shuffling_generator_draws_where_the_data_lives():
+    from movierec.train.trainer import _generator_device
+
+    # On CUDA a CPU randperm of 25M rows (2.5 s) outlasts the epoch: the permutation is drawn there.
+    assert _generator_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    assert _generator_device(torch.device("cpu")) == torch.device("cpu")

@@ -11,17 +11,18 @@ from movierec.models import MODELS
 from tests.cli.invoke import fails_cleanly
 
 
-def test_fast_flag_turns_on_the_measured_fast_path_and_precision_overrides_it():
-    fast = run_options(0, "cpu", None, True, fast=True)
-    assert (fast.precision, fast.fused_adam, fast.fast_dropout) == ("auto", True, True)
+def test_the_fast_path_is_the_default_and_precision_fp32_is_the_exact_one():
+    default = run_options(0, "cpu", None, True)
+    assert (default.precision, default.compile) == ("auto", False)
+    assert default.use_fused_adam and default.use_fast_dropout
+    exact = run_options(0, "cpu", None, True, precision="fp32")
+    assert not exact.use_fused_adam and not exact.use_fast_dropout
+    # --fast (kept for old command lines) keeps fused Adam and the cheap masks even in fp32.
     pinned = run_options(0, "cpu", None, True, precision="fp32", fast=True)
-    assert (pinned.precision, pinned.fused_adam) == ("fp32", True)
-    plain = run_options(0, "cpu", None, True)
-    assert (plain.precision, plain.fused_adam, plain.fast_dropout, plain.compile) == (
+    assert (pinned.precision, pinned.use_fused_adam, pinned.use_fast_dropout) == (
         "fp32",
-        False,
-        False,
-        False,
+        True,
+        True,
     )
 
 

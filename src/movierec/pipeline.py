@@ -31,7 +31,7 @@ from movierec.models.bias import fit_biases
 from movierec.models.features import EncodedFeature, encode_features
 from movierec.recommend import Recommender
 from movierec.train import ChosenEpochs, EpochRecord, configure_threads, fit
-from movierec.train.checkpoint import TrainingState
+from movierec.train.checkpoint import TrainingState, check_position
 
 
 def default_split(data: RatingsData) -> str:
@@ -409,6 +409,8 @@ def _fit(
         model.attach_features(*features)
     objective = effective_objective(spec, model)
     valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
+    if resume is not None:
+        check_position(resume, len(prepared.fit_tensors), checkpoint)
     result = fit(
         model,
         prepared.fit_tensors,

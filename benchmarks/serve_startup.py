@@ -1,8 +1,9 @@
 """Start-up time of ``movierec serve``: process start to listening, to ``/health`` ok, and to
 the score matrix in place.
 
-Starts ``python -m movierec.serving.server RUN`` ``--starts`` times on a free loopback port and
-records, per start (seconds from the process start):
+Starts ``movierec serve RUN`` (as ``python -m movierec serve``, the command line's own imports
+included) ``--starts`` times on a free loopback port and records, per start (seconds from the
+process start):
 
 - ``listening_s``: the port first answers;
 - ``ready_s``: ``/health`` answers 200 ``ok`` (every route answers from then on, scoring users
@@ -95,7 +96,7 @@ def one_start(run: Path, user: str, timeout: float) -> dict[str, float | None]:
     port = free_port()
     src = Path(__file__).resolve().parents[1] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "movierec.serving.server", str(run), "--port", str(port)]
+    command = [sys.executable, "-m", "movierec", "serve", str(run), "--port", str(port)]
     result: dict[str, float | None] = dict.fromkeys(KEYS)
     result["load_1min"] = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as log:

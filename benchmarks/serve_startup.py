@@ -120,7 +120,11 @@ def one_start(run: Path, user: str, timeout: float) -> dict[str, float | None]:
                     listed = get(port, f"/users/{user}/recommendations?k=10")
                     assert listed is not None and listed[0] == 200, listed
                     result["first_list_s"] = time.perf_counter() - asked
-                if answer is not None and answer[1].get("scores") != "precomputing":
+                if (
+                    answer is not None
+                    and answer[0] == 200
+                    and answer[1].get("scores") != "precomputing"
+                ):
                     result["precomputed_s"] = now
                 time.sleep(0.05)
         finally:

@@ -335,6 +335,46 @@ def test_tampered_tensors_are_refused(copy, edit, message):
         load_run(copy)
 
 
+# The training ratings SVD++ and AutoRec keep as CSR buffers index the embedding tables at
+# predict time: a re-signed edit used to load and fail there (an IndexError traceback).
+@pytest.fixture(scope="module", params=["svdpp", "autorec"])
+def history_run(request, tmp_path_factory, ratings):
+    run = tmp_path_factory.mktemp(request.param) / "run"
+    return request.param, save(build_recommender(request.param, ratings), run)
+
+
+HISTORY = {
+    "svdpp": ("user_ptr", "user_items", "user_weights"),
+    "autorec": ("item_ptr", "item_users", "item_ratings"),
+}
+BAD_HISTORIES = [
+    ("index outside", 1, lambda t: t + 1000, "point outside the"),
+    ("index negative", 1, lambda t: t - 1000, "point outside the"),
+    ("ptr decreases", 0, lambda t: torch.cat([t[:1], t[2:3], t[1:2], t[3:]]), "indptr decreases"),
+    ("ptr overruns", 0, lambda t: torch.cat([t[:-1], t[-1:] + 5]), "indptr runs from 0 to"),
+    ("ptr short", 0, lambda t: t[:-1], "indptr has shape"),
+    ("index float", 1, lambda t: t.double(), "model holds torch.int64"),
+    ("values short", 2, lambda t: t[:-1], "values for"),
+]
+
+
+@pytest.mark.parametrize(
+    ("which", "make", "message"), [c[1:] for c in BAD_HISTORIES], ids=[c[0] for c in BAD_HISTORIES]
+)
+def test_tampered_rating_histories_are_refused_on_load(history_run, tmp_path, which, make, message):
+    name, pristine_run = history_run
+    run = Path(shutil.copytree(pristine_run, tmp_path / "run"))
+    edit_weights(run, set_tensor(f"model.{HISTORY[name][which]}", make))
+    with pytest.raises(ArtifactError, match=message) as caught:
+        load_run(run)
+    assert "\n" not in str(caught.value) and HISTORY[name][which] in str(caught.value)
+
+
+def test_an_untampered_rating_history_loads_and_predicts(history_run):
+    recommender, _ = load_run(history_run[1])
+    assert np.isfinite(recommender.predict([1, 2, 3], [1, 2, 3])).all()
+
+
 @pytest.mark.parametrize("name", ["items.json", MANIFEST])
 def test_a_symlink_in_the_run_dir_is_refused_even_to_identical_content(copy, tmp_path, name):
     outside = tmp_path / "elsewhere"

@@ -251,6 +251,25 @@ def test_one_rating_value_everywhere_is_a_warning_naming_it():
         prepare(_frame_data(rows), "random:0.2", seed=0, validation_fraction=0.1)
 
 
+def test_a_test_part_mostly_of_unseen_users_is_a_warning_naming_the_shares():
+    import warnings
+
+    from movierec.errors import MovieRecWarning
+    from movierec.pipeline import COLD_SHARE, prepare
+
+    # Each user rates once: a random split puts the test part's users nowhere in training.
+    once = [(u, u % 10, 1.0 + u % 5) for u in range(60)]
+    with pytest.warns(MovieRecWarning, match=r"100% of the \d+ test ratings .* by users, and 0%"):
+        prepare(_frame_data(once), "random:0.2", seed=0, validation_fraction=0.1)
+    # Users who all rate many items: every test user is known, nothing to say.
+    many = [(u, i, 1.0 + (u + i) % 5) for u in range(30) for i in range(u % 7, u % 7 + 12)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MovieRecWarning)
+        prepared = prepare(_frame_data(many), "random:0.2", seed=0, validation_fraction=0.1)
+    unseen = ~prepared.split.test["user_id"].isin(prepared.encoder.user_ids)
+    assert unseen.mean() <= COLD_SHARE
+
+
 def test_a_nan_test_metric_is_never_reported_or_saved(tmp_path, monkeypatch):
     import movierec.experiment as experiment
     from movierec.errors import TrainingError

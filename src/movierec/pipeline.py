@@ -31,7 +31,7 @@ from movierec.models.bias import fit_biases
 from movierec.models.features import EncodedFeature, encode_features
 from movierec.recommend import Recommender
 from movierec.train import ChosenEpochs, EpochRecord, configure_threads, fit
-from movierec.train.checkpoint import TrainingState
+from movierec.train.checkpoint import TrainingState, check_position
 
 
 def default_split(data: RatingsData) -> str:
@@ -72,13 +72,44 @@ def prepare(
         DataError: A part the model needs is empty (training, test, validation carve-out), or
             the training part holds a single item. Every training rating equal is a
             :class:`~movierec.errors.MovieRecWarning`: a ranking objective can use it, a rating
-            model learns only that constant.
+            model learns only that constant; so is a test part whose ratings are mostly (over
+            :data:`COLD_SHARE`) by users or of items the training part lacks.
     """
     chosen = make_split(data.ratings, split or default_split(data), layout=data.layout, seed=seed)
     check_split(chosen)
     prepared = prepare_split(data, chosen, seed=seed, validation_fraction=validation_fraction)
     _check_fit_part(prepared)
+    _check_cold_share(prepared)
     return prepared
+
+
+COLD_SHARE = 0.25  # test ratings by unseen users (or of unseen items) beyond this: a warning
+
+
+def _check_cold_share(prepared: Prepared) -> None:
+    """Warn when more than :data:`COLD_SHARE` of the test ratings are by users, or of items,
+    that the ratings the model learns from never hold: the model has nothing of theirs, so the
+    test metrics say more about the fallback than about the model (a temporal split of
+    ML-100K: 85% of its test ratings are by users who rated only later)."""
+    test = prepared.split.test
+    if not prepared.split.has_test or test.empty:
+        return
+    encoder = prepared.encoder
+    shares = {
+        "users": float((~test["user_id"].isin(pd.Index(encoder.user_ids))).mean()),
+        "items": float((~test["item_id"].isin(pd.Index(encoder.item_ids))).mean()),
+    }
+    if max(shares.values()) <= COLD_SHARE:
+        return
+    warnings.warn(
+        f"{shares['users']:.0%} of the {len(test):,} test ratings of split "
+        f"{prepared.split.name} are by users, and {shares['items']:.0%} of items, that the "
+        f"training part never saw (over {COLD_SHARE:.0%}): the model knows nothing of them, so "
+        "the test metrics measure the cold-start fallback more than the model; a split that "
+        "keeps every user in training (random, stratified, leave-last) measures the model",
+        MovieRecWarning,
+        stacklevel=3,
+    )
 
 
 def _check_fit_part(prepared: Prepared) -> None:
@@ -409,6 +440,8 @@ def _fit(
         model.attach_features(*features)
     objective = effective_objective(spec, model)
     valid = prepared.valid_tensors if len(prepared.valid_tensors) else None
+    if resume is not None:
+        check_position(resume, len(prepared.fit_tensors), checkpoint)
     result = fit(
         model,
         prepared.fit_tensors,

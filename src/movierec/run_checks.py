@@ -13,7 +13,9 @@ and what to do:
   validation accepts).
 - :func:`check_state`: the saved tensors fit the model ``run.json`` describes, checked on
   PyTorch's ``meta`` device, so a tampered ``n_factors = 10**9`` is refused before a byte of
-  the model is allocated.
+  the model is allocated; the model's own CSR buffers of training ratings (SVD++'s user
+  histories, AutoRec's and Sparse FC's item columns: ``RatingModel.csr_buffers``) are checked
+  as the seen items are.
 - :func:`check_seen`: the seen-items CSR arrays are well formed (``indptr`` starts at 0, never
   decreases, ends at ``len(indices)``; indices inside the catalogue).
 - :func:`check_items`: ``items.json`` is a list of flat records with an ID, a title and genres.
@@ -140,6 +142,15 @@ def check_state(run: Mapping[str, Any], state: Mapping[str, torch.Tensor], path:
             f"{path} does not fit the model in run.json ({detail}); the run is inconsistent"
         ) from None
     _check_dtypes(planned, state, path)
+    sizes = {"users": run["n_users"], "items": run["n_items"]}
+    for buffers in planned.csr_buffers:
+        ptr, index, value = (state[name] for name in buffers.names)
+        problem = csr_problem(ptr, index, sizes[buffers.rows], sizes[buffers.cols], buffers.cols)
+        if problem is None and value.shape != index.shape:
+            problem = f"{list(value.shape)} values for {index.numel()} entries"
+        if problem:
+            names = ", ".join(f"model.{name}" for name in buffers.names)
+            raise ArtifactError(f"{path}: the tensors {names} are malformed ({problem}); {FIX}")
 
 
 def _check_dtypes(planned: RatingModel, state: Mapping[str, torch.Tensor], path: Path) -> None:
@@ -162,22 +173,36 @@ def check_seen(
         indptr: Should be int64 ``[n_users + 1]``, from 0, non-decreasing, to ``len(indices)``.
         indices: Should be int64 ``[N]`` item indices in ``0..n_items-1``.
     """
-    problem = None
+    problem = csr_problem(indptr, indices, n_users, n_items, "items")
+    if problem:
+        raise ArtifactError(f"{path}: the seen-items arrays are malformed ({problem}); {FIX}")
+
+
+def csr_problem(
+    indptr: torch.Tensor, indices: torch.Tensor, n_rows: int, n_cols: int, cols: str
+) -> str | None:
+    """What is wrong with CSR arrays of ``n_rows`` rows over ``n_cols`` columns (``cols`` says
+    what a column is, for the message), or None when they are well formed.
+
+    Args:
+        indptr: Should be int64 ``[n_rows + 1]``, from 0, non-decreasing, to ``len(indices)``.
+        indices: Should be int64 ``[N]`` column indices in ``0..n_cols-1``.
+    """
     if indptr.dtype != torch.int64 or indices.dtype != torch.int64:
-        problem = f"they are {indptr.dtype} and {indices.dtype}, not int64"
-    elif indptr.shape != (n_users + 1,) or indices.dim() != 1:
-        problem = f"indptr has shape {list(indptr.shape)}, expected [{n_users + 1}]"
-    elif int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
-        problem = (
+        return f"they are {indptr.dtype} and {indices.dtype}, not int64"
+    if indptr.shape != (n_rows + 1,) or indices.dim() != 1:
+        return f"indptr has shape {list(indptr.shape)}, expected [{n_rows + 1}]"
+    if int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
+        return (
             f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected 0 to "
             f"{indices.numel()}"
         )
-    elif bool((indptr[1:] < indptr[:-1]).any()):
-        problem = "indptr decreases"
-    elif indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n_items):
-        problem = f"seen items point outside the catalogue of {n_items}"
-    if problem:
-        raise ArtifactError(f"{path}: the seen-items arrays are malformed ({problem}); {FIX}")
+    if bool((indptr[1:] < indptr[:-1]).any()):
+        return "indptr decreases"
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        catalogue = "the catalogue" if cols == "items" else "the users"
+        return f"{cols} point outside {catalogue} of {n_cols}"
+    return None
 
 
 ITEM_FIELDS = ("item_id", "title", "genres")

@@ -2,6 +2,8 @@
 ``__post_init__``): a TOML file, Python keywords and a saved run.json get the same one line."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -72,3 +74,17 @@ def test_a_model_larger_than_the_memory_is_one_config_error_before_allocating():
     with pytest.raises(ConfigError):
         check_memory(small, available=model_bytes(small) - 1)
     assert torch.empty(0).device.type == "cpu"  # the meta device did not leak out
+
+
+def test_planning_a_model_initialises_nothing_and_imports_no_compiler():
+    # torch's meta fallback for normal_ imports torch._dynamo and sympy: a second of every
+    # load_run (and of movierec serve's start-up) spent planning an embedding table.
+    code = (
+        "import sys\n"
+        "from movierec.models import MODELS, plan_model\n"
+        "for name in ('embedding-net', 'mf', 'svdpp', 'autorec', 'ease', 'bias'):\n"
+        "    plan_model(name, 30, 20, (1.0, 5.0))\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -22,7 +22,7 @@ from movierec.recommend import Recommender
 from movierec.serving import create_app, serve
 from movierec.serving.app import MAX_HEADERS, check_admin_token
 from movierec.serving.routes import fold_text
-from movierec.serving.server import LOOPBACK_NAMES, allowed_hosts_for
+from movierec.serving.server import LOOPBACK_NAMES, allowed_hosts_for, serving_threads
 from tests.serving import TITLES, make_run
 
 TOKEN = "s3cret-token_with.punctuation~"
@@ -57,24 +57,49 @@ def held_precompute(monkeypatch):
     return release
 
 
-def test_health_says_starting_until_the_precompute_is_done(run_dir, held_precompute):
+def test_the_server_answers_at_once_and_the_same_while_the_scores_are_precomputed(
+    run_dir, held_precompute
+):
     app = create_app(run_dir, warm_in_background=True)
+    users = [str(u) for u in app.state.holder.current.raw_users[:8]]
+
+    def lists(client):
+        return [client.get(f"/users/{u}/recommendations", params={"k": 15}).json() for u in users]
+
     with TestClient(app) as client:
         health = client.get("/health")
-        assert health.status_code == 503 and health.json()["status"] == "starting"
-        assert health.headers["retry-after"] == "2"
-        early = client.get("/users/1/recommendations")
-        assert early.status_code == 503 and early.json()["error"] == "starting"
-        assert early.headers["retry-after"] == "2"
-        assert client.get("/items", params={"query": "toy"}).status_code == 503
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok" and health.json()["scores"] == "precomputing"
+        assert app.state.holder.current.recommender.precomputed_scores is None
+        per_request = lists(client)
+        assert all(body["items"] for body in per_request), per_request
+        assert client.get("/items", params={"query": "toy"}).status_code == 200
         held_precompute.set()
         deadline = time.monotonic() + 30
-        while client.get("/health").status_code != 200:
-            assert time.monotonic() < deadline, "the server never became ready"
+        while client.get("/health").json()["scores"] != "precomputed":
+            assert time.monotonic() < deadline, "the scores were never precomputed"
             time.sleep(0.05)
-        assert client.get("/health").json()["status"] == "ok"
         assert app.state.holder.current.recommender.precomputed_scores is not None
-        assert client.get("/users/1/recommendations").status_code == 200
+        assert lists(client) == per_request  # the same items, in the same order, same scores
+
+
+def test_health_says_per_request_when_the_matrix_does_not_fit(run_dir):
+    app = create_app(run_dir, score_budget=0, warm_in_background=True)
+    with TestClient(app) as client:
+        assert client.get("/health").json()["scores"] == "per-request"
+    with TestClient(create_app(run_dir)) as client:
+        assert client.get("/health").json()["scores"] == "precomputed"
+
+
+def test_a_reload_during_the_precompute_waits_for_it_and_counts_the_wait(run_dir, held_precompute):
+    app = create_app(run_dir, admin_token=TOKEN, warm_in_background=True)
+    with TestClient(app) as client:
+        threading.Timer(0.3, held_precompute.set).start()
+        started = time.perf_counter()
+        body = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        took = time.perf_counter() - started
+        assert 0.3 <= body["seconds"] <= took
+        assert client.get("/health").json()["scores"] == "precomputed"
 
 
 def test_a_bad_run_fails_before_the_server_starts(tmp_path):
@@ -97,7 +122,9 @@ def test_a_run_over_the_budget_says_it_is_scored_per_request(run_dir, caplog):
     assert "scores are computed per request" in caplog.text
 
 
-def test_the_precompute_runs_on_one_torch_thread_and_restores_the_setting(run_dir, monkeypatch):
+def test_the_precompute_scores_on_the_threads_requests_use(run_dir, monkeypatch):
+    # oneDNN's last bits depend on the thread count: the matrix and a per-request list must
+    # come from the same one.
     seen: list[int] = []
     original = Recommender.precompute_scores
 
@@ -107,13 +134,19 @@ def test_the_precompute_runs_on_one_torch_thread_and_restores_the_setting(run_di
 
     monkeypatch.setattr(Recommender, "precompute_scores", recording)
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        create_app(run_dir)
-        assert seen == [1]
-        assert torch.get_num_threads() == 2
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            create_app(run_dir)
+            assert seen[-1] == threads == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_worker_scores_on_one_torch_thread_unless_told():
+    assert serving_threads() == 1
+    assert serving_threads(3) == 3
+    assert serving_threads(0) == 1
 
 
 def test_reload_reports_the_time_of_the_whole_swap(run_dir, monkeypatch):

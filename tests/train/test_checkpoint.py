@@ -172,3 +172,28 @@ def test_a_foreign_safetensors_file_is_not_a_checkpoint(tmp_path):
     save_file({}, tmp_path / "other.safetensors", metadata={"format": "something-else"})
     with pytest.raises(ArtifactError, match="not a movierec checkpoint"):
         load_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_a_position_beyond_the_training_ratings_is_refused_on_resume(copy):
+    # Signed and self-consistent, but stopped further into its epoch than this data reaches:
+    # written for another ratings file (or edited). The epoch would end at once on a loss
+    # averaged over ratings it never saw.
+    rewrite(copy, put("position", 1_000_000), resign=True)
+    state = load_checkpoint(copy)
+    with pytest.raises(
+        ArtifactError,
+        match=r"stopped 1,000,000 ratings into epoch 4, but this run trains on [0-9,]+: it was",
+    ) as caught:
+        fit_recommender(
+            synthetic_ratings(60, 40, 1500, seed=5),
+            model="mf",
+            n_factors=4,
+            epochs=5,
+            progress=False,
+            threads=1,
+            split="none",
+            validation_fraction=0.1,
+            checkpoint=copy,
+            resume=state,
+        )
+    assert "\n" not in str(caught.value)

@@ -17,7 +17,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", help="Server processes."),
-    threads: int | None = typer.Option(None, "--threads", help="PyTorch threads per worker."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="PyTorch threads per worker (default 1)."
+    ),
     cors: str | None = typer.Option(
         None, "--cors", help="Comma-separated origins allowed by CORS (off by default)."
     ),

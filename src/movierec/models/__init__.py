@@ -23,11 +23,12 @@ import math
 import numbers
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from movierec.errors import ConfigError
 from movierec.models.autorec import AutoRec, AutoRecConfig
@@ -182,8 +183,53 @@ def plan_model(
     cls = model_class(name)
     if config is None or isinstance(config, Mapping):
         config = make_config(name, config)
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipRandomInit():
         return cls(n_users, n_items, rating_scale, config)
+
+
+# Random initialisers, as tensor methods and as torch.nn.init functions (which call them).
+_RANDOM_INITS = frozenset(
+    {
+        "normal_",
+        "uniform_",
+        "trunc_normal_",
+        "bernoulli_",
+        "exponential_",
+        "random_",
+        "log_normal_",
+        "cauchy_",
+        "geometric_",
+    }
+)
+
+_RANDOM_FACTORIES = frozenset({"randn", "rand"})  # same arguments as torch.empty
+
+
+class _SkipRandomInit(TorchFunctionMode):
+    """Skip random initialisers on ``meta`` tensors, which hold no values to fill anyway
+    (and make ``randn``/``rand`` plain ``empty``: the device context makes them meta).
+
+    PyTorch has no meta kernel for ``normal_``: its Python fallback imports ``torch._dynamo``
+    and sympy on first use, a second of CPU (five on a busy 2-core machine) that every
+    ``load_run`` paid to plan an embedding table, ``movierec serve``'s start-up included.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _RANDOM_FACTORIES:  # (meta: the device context below makes it a meta tensor)
+            kwargs.pop("generator", None)
+            return torch.empty(*args, **kwargs)
+        target = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+        if name in _RANDOM_INITS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
 
 
 def model_bytes(model: torch.nn.Module) -> int:

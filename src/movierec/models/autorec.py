@@ -26,9 +26,9 @@ from torch import nn
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.models.bias import fit_biases
-from movierec.models.interactions import csr, gather_rows, resize_to_state
+from movierec.models.interactions import CsrBuffers, csr, gather_rows, resize_to_state
 
-_COLUMNS = ("item_ptr", "item_users", "item_ratings")
+_COLUMNS = CsrBuffers("item_ptr", "item_users", "item_ratings", rows="items", cols="users")
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "elu": F.elu, "tanh": torch.tanh}
 
 
@@ -85,6 +85,7 @@ class AutoRec(RatingModel):
 
     name = "autorec"
     config_class = AutoRecConfig
+    csr_buffers = (_COLUMNS,)
 
     def __init__(
         self,
@@ -149,7 +150,7 @@ class AutoRec(RatingModel):
                 self.decoder_bias.weight.fill_(float(rating.float().mean()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        resize_to_state(self, state_dict, prefix, _COLUMNS)
+        resize_to_state(self, state_dict, prefix, _COLUMNS.names)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _pre_activation(self, items: torch.Tensor) -> torch.Tensor:

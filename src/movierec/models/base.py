@@ -41,6 +41,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from movierec.models.bias import Biases  # bias.py holds a model, so it imports this module
+    from movierec.models.interactions import CsrBuffers
 
 FOLD_IN_REG_USER = 15.0  # the visitor's bias shrinkage when the model has no reg of its own
 
@@ -96,6 +97,9 @@ class RatingModel(nn.Module):
     predicts_ratings: ClassVar[bool] = True
     fold_in_method: ClassVar[str] = "biases"
     ranking_fold_in_method: ClassVar[str] = "biases"
+    # Buffers holding the training ratings as CSR (SVD++, AutoRec): their values are indices,
+    # checked when a run is loaded.
+    csr_buffers: ClassVar[tuple[CsrBuffers, ...]] = ()
 
     def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
         super().__init__()

@@ -7,15 +7,42 @@ training tensors in ``init_from_data``, and gather the rows of a batch into the 
 sums: cost proportional to the ratings touched, not to ``n_users x n_items``.
 
 The buffers' lengths are the number of training ratings, unknown when a saved run rebuilds the
-model, so :func:`resize_to_state` lets ``load_state_dict`` accept the saved lengths.
+model, so :func:`resize_to_state` lets ``load_state_dict`` accept the saved lengths. A model
+names its buffers with :class:`CsrBuffers` (``RatingModel.csr_buffers``), so a run's loader can
+check their values (:func:`movierec.run_checks.check_state`) as it checks the seen items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class CsrBuffers:
+    """The names of a model's CSR buffers (from :func:`csr`) and what they index.
+
+    Attributes:
+        ptr: int64 ``[n_rows + 1]`` row pointers.
+        index: int64 ``[N]`` column of each entry.
+        value: float ``[N]`` value of each entry.
+        rows: What a row is: ``"users"`` or ``"items"``.
+        cols: What a column (``index``) is.
+    """
+
+    ptr: str
+    index: str
+    value: str
+    rows: Literal["users", "items"]
+    cols: Literal["users", "items"]
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (self.ptr, self.index, self.value)
 
 
 def csr(

@@ -34,9 +34,9 @@ from torch import nn
 
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
-from movierec.models.interactions import csr, gather_rows, resize_to_state
+from movierec.models.interactions import CsrBuffers, csr, gather_rows, resize_to_state
 
-_COLUMNS = ("item_ptr", "item_users", "item_ratings")
+_COLUMNS = CsrBuffers("item_ptr", "item_users", "item_ratings", rows="items", cols="users")
 
 
 def local_kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -128,6 +128,7 @@ class SparseFC(RatingModel):
 
     name = "sparse-fc"
     config_class = SparseFCConfig
+    csr_buffers = (_COLUMNS,)
 
     def __init__(
         self,
@@ -179,7 +180,7 @@ class SparseFC(RatingModel):
                 self.layers[-1].bias.fill_(float(rating.float().mean()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        resize_to_state(self, state_dict, prefix, _COLUMNS)
+        resize_to_state(self, state_dict, prefix, _COLUMNS.names)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def training_columns(self, items: torch.Tensor | None = None) -> torch.Tensor:

@@ -21,10 +21,10 @@ from torch import nn
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.models.bias import fit_biases
-from movierec.models.interactions import csr, gather_rows, resize_to_state
+from movierec.models.interactions import CsrBuffers, csr, gather_rows, resize_to_state
 from movierec.models.mf import RANKING_TRAIN
 
-_HISTORY = ("user_ptr", "user_items", "user_weights")
+_HISTORY = CsrBuffers("user_ptr", "user_items", "user_weights", rows="users", cols="items")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class SVDpp(RatingModel):
 
     name = "svdpp"
     config_class = SVDppConfig
+    csr_buffers = (_HISTORY,)
 
     def __init__(
         self,
@@ -113,7 +114,7 @@ class SVDpp(RatingModel):
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        resize_to_state(self, state_dict, prefix, _HISTORY)
+        resize_to_state(self, state_dict, prefix, _HISTORY.names)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _implicit(self, users: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,9 @@ class Ranking:
         item_side = self.item_side()
         for user in range(n_users):
             scores[user] = self._score(torch.tensor([user]), item_side)[0]
-        self._scores, self._seen_from = scores, self.seen.indptr.tolist()
+        # The row offsets first: a request on another thread that sees the matrix needs them.
+        self._seen_from = self.seen.indptr.tolist()
+        self._scores = scores
         return True
 
     @property

@@ -15,14 +15,18 @@ at load by the recommender (:meth:`Recommender.precompute_scores`): the whole sc
 for MovieLens 100K). ``GET /users/{id}/recommendations`` then takes the user's row, masks the items
 they rated and runs ``topk``, in microseconds, on the event loop. A run too large for the budget
 is scored per request in FastAPI's threadpool instead (torch releases the GIL while it computes).
-Reload recomputes the matrix before it swaps the model in. The matrix is scored on one torch
-thread: per-user rows are small matmuls, and on a busy 2-core machine two threads fighting the
-other processes took 92 s for ML-100K where one took 13 s.
+Reload recomputes the matrix before it swaps the model in. The matrix is scored on the torch
+threads requests use (one per worker by default: per-user rows are small matmuls, and on a busy
+2-core machine two threads fighting the other processes took 92 s for ML-100K where one took
+13 s).
 
 Started by the server (``warm_in_background=True``), the run's files are read and checked
-before the port is bound (a bad run is an ``ArtifactError``, not a server that answers 500) and
-the precompute runs once the server listens: ``/health`` answers 503 ``starting`` and every
-model endpoint 503 ``starting`` with ``Retry-After`` until it is done.
+and everything but the score matrix is prepared before the port is bound (a bad run is an
+``ArtifactError``, not a server that answers 500). The server answers every route as soon as it
+listens, scoring users per request, while the matrix is built on a background thread and put in
+place when complete; ``/health`` says ``ok`` with ``scores: "precomputing"`` meanwhile, then
+``"precomputed"``. Both ways rank through the same batch-of-one scoring, so a list is the same,
+bit for bit, before and after the matrix is in place.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import isfinite
@@ -142,10 +146,16 @@ def load_served(run_dir: Path, score_budget: int = DEFAULT_SCORE_BUDGET) -> Load
 
 
 def prepare_served(
-    loaded: tuple[Recommender, dict[str, Any]], score_budget: int, started: float
+    loaded: tuple[Recommender, dict[str, Any]],
+    score_budget: int,
+    started: float,
+    *,
+    precompute: bool = True,
 ) -> LoadedRun:
     """What :func:`load_served` does once the run is read: ``loaded`` is ``load_run``'s answer,
-    ``started`` the ``perf_counter()`` the load began at (``load_seconds`` counts from it)."""
+    ``started`` the ``perf_counter()`` the load began at (``load_seconds`` counts from it).
+    With ``precompute=False`` the score matrix is left for :func:`_precompute` (users are
+    scored per request until then)."""
     recommender, run = loaded
     encoder = recommender.encoder
     raw_items = [_plain(v) for v in encoder.item_ids.tolist()]
@@ -166,7 +176,8 @@ def prepare_served(
         has_vectors = recommender.model.item_vectors() is not None
         if encoder.n_items > 1:
             recommender.similar_items(raw_items[0], 1)  # builds the co-occurrence index
-        _precompute(recommender, score_budget)
+        if precompute:
+            _precompute(recommender, score_budget)
         # A model whose scores are NaN answers nothing useful: /health says it is not ready.
         _, probe = recommender.top_for_user(0, min(encoder.n_items, 10), exclude_seen=False)
         answers = bool(torch.isfinite(probe).all())
@@ -185,11 +196,21 @@ def prepare_served(
     )
 
 
+def _matrix_fits(recommender: Recommender, score_budget: int) -> bool:
+    """Whether the float32 score matrix of every known user fits ``score_budget`` bytes."""
+    return 4 * recommender.encoder.n_users * recommender.encoder.n_items <= score_budget
+
+
 def _precompute(recommender: Recommender, score_budget: int) -> None:
-    """``precompute_scores`` on one torch thread, with a log line before and after."""
+    """``precompute_scores``, with a log line before and after.
+
+    It runs on the torch threads requests use (the server's ``--threads``, 1 by default): with
+    oneDNN a different thread count changes the last bits of a user's scores (seen on an AMX
+    Xeon), and a list must be the same from the matrix as scored per request.
+    """
     n_users, n_items = recommender.encoder.n_users, recommender.encoder.n_items
     need = 4 * n_users * n_items
-    if need > score_budget:
+    if not _matrix_fits(recommender, score_budget):
         log.info(
             "scores are computed per request: %s users x %s items would take %.0f MiB "
             "(budget %.0f MiB)",
@@ -202,20 +223,8 @@ def _precompute(recommender: Recommender, score_budget: int) -> None:
         return
     log.info("scoring %s users x %s items...", f"{n_users:,}", f"{n_items:,}")
     started = time.perf_counter()
-    with _torch_threads(1):
-        recommender.precompute_scores(score_budget)
+    recommender.precompute_scores(score_budget)
     log.info("scores ready in %.1f s", time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run the block on ``n`` torch intra-op threads (a process-wide setting), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _missing(value: Any) -> bool:
@@ -225,9 +234,9 @@ def _missing(value: Any) -> bool:
 class ModelHolder:
     """The one reference to the served model; reload builds a new one fully, then swaps it.
 
-    The run's files are read (and checked) in the constructor. With ``background=True`` the
-    rest (the precompute) waits for :meth:`start`, which runs it on a thread: the server can
-    listen and say ``starting`` meanwhile.
+    The run's files are read, checked and prepared in the constructor. With
+    ``background=True`` the score matrix is left out: :meth:`start` builds it on a thread
+    while requests are scored one user at a time, and puts it in place when complete.
     """
 
     def __init__(
@@ -240,59 +249,66 @@ class ModelHolder:
         self.run_dir = Path(run_dir)
         self.score_budget = score_budget
         self._reload_lock = threading.Lock()
-        self.current: LoadedRun | None = None
-        self.failure: str | None = None  # why the background preparation failed
         started = time.perf_counter()
         loaded = load_run(self.run_dir)  # ArtifactError here, before the server binds
-        self._pending: tuple[tuple[Recommender, dict[str, Any]], float] | None = None
-        if background:
-            self._pending = (loaded, started)
-        else:
-            self.current = prepare_served(loaded, score_budget, started)
+        later = background and _matrix_fits(loaded[0], score_budget)
+        self.current = prepare_served(loaded, score_budget, started, precompute=not later)
+        # The run whose matrix start() is to build (or is building), if any.
+        self._precomputing: LoadedRun | None = self.current if later else None
+        self._started = False
+        log.info(
+            "loaded %s in %.1f s%s",
+            self.run_dir,
+            self.current.load_seconds,
+            "; users are scored per request until their scores are precomputed"
+            if self._precomputing is not None
+            else "",
+        )
 
     def start(self) -> None:
-        """Prepare a run held back by ``background=True`` on a daemon thread (once)."""
-        if self._pending is None:
+        """Build the score matrix held back by ``background=True`` on a daemon thread (once)."""
+        pending = self._precomputing
+        if pending is None or self._started:
             return
-        pending, self._pending = self._pending, None
+        self._started = True
         threading.Thread(
-            target=self._prepare, args=pending, name="movierec-prepare", daemon=True
+            target=self._build_matrix, args=(pending,), name="movierec-precompute", daemon=True
         ).start()
 
-    def _prepare(self, loaded: tuple[Recommender, dict[str, Any]], started: float) -> None:
-        with self._reload_lock:  # (reload answers 503 until this is done)
+    def _build_matrix(self, served: LoadedRun) -> None:
+        with self._reload_lock:  # a reload waits for it (and counts the wait in its time)
             try:
-                self.current = prepare_served(loaded, self.score_budget, started)
-            except Exception as exc:
-                log.exception("preparing the run failed")
-                self.failure = f"{type(exc).__name__}: {exc}"
-                return
-        log.info("ready: %s in %.1f s", self.run_dir, self.current.load_seconds)
+                if served is self.current:
+                    _precompute(served.recommender, self.score_budget)
+            except Exception:  # lists stay right, just scored per request
+                log.exception("precomputing the scores failed; users are scored per request")
+            finally:
+                self._precomputing = None
+
+    def scores(self, served: LoadedRun) -> str:
+        """How ``served`` ranks a known user: from its ``precomputed`` matrix, ``precomputing``
+        (per request until the matrix being built is in place), or ``per-request``."""
+        if served.recommender.precomputed_scores is not None:
+            return "precomputed"
+        return "precomputing" if self._precomputing is served else "per-request"
 
     def served(self) -> LoadedRun:
-        """The model requests use; a 503 ``starting`` while the first one is prepared."""
-        current = self.current
-        if current is None:
-            detail = (
-                "the model failed to load; see the server log"
-                if self.failure
-                else "the server is still loading the model; retry in a few seconds"
-            )
-            raise ApiError(503, "starting", detail, headers={"Retry-After": "2"})
-        return current
+        """The model requests use (a request takes it once: a reload does not change it)."""
+        return self.current
 
     def reload(self) -> tuple[LoadedRun, float]:
         """Re-read the run directory; on any failure the current model keeps serving.
 
+        The new run's matrix is built before it is swapped in (the old one serves meanwhile).
+
         Returns:
-            The new model, and the seconds the whole swap took: waiting for a reload or start
-            in progress, reading, checking, precomputing.
+            The new model, and the seconds the whole swap took: waiting for a reload or
+            precompute in progress, reading, checking, precomputing.
         """
         started = time.perf_counter()
         with self._reload_lock:
             fresh = load_served(self.run_dir, self.score_budget)
             self.current = fresh  # one reference assignment: atomic under the GIL
-            self.failure = None
         return fresh, time.perf_counter() - started
 
 
@@ -514,8 +530,8 @@ def create_app(
             get a 400, so a web page whose DNS name was rebound to this address cannot read
             the API. None checks nothing: :func:`~movierec.serving.server.serve` always passes
             a list (the bound host by default).
-        warm_in_background: Precompute once the server has started (``/health`` answers 503
-            ``starting`` until then) instead of before returning.
+        warm_in_background: Build the score matrix on a thread once the server has started,
+            scoring per request until it is in place, instead of before returning.
 
     Raises:
         ArtifactError: The run directory is missing or broken.

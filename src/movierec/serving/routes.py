@@ -4,7 +4,7 @@ Handlers translate HTTP to :class:`~movierec.recommend.Recommender` calls and ba
 seen-item masking, ID lookup and cold start live in the recommender and
 :mod:`movierec.coldstart`. The app (:mod:`movierec.serving.app`) puts the model holder and the
 admin token on ``app.state``; a request takes ``holder.served()`` once, so a reload mid-request
-does not change the model under it (and, while the server is still starting, gets a 503).
+does not change the model under it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -80,7 +80,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         404: "Unknown user or item (the body names the ID)",
         413: "Body larger than 64 KiB",
         422: "Invalid parameters or body",
-        503: "The server is still loading the model (`starting`); retry after `Retry-After`",
     }.items()
 }
 
@@ -127,19 +126,12 @@ def _holder(request: Request) -> ModelHolder:
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"description": "`starting` (loading) or `not-ready` (NaN scores)"}},
+    responses={503: {"description": "`not-ready`: the model's scores are not numbers (NaN)"}},
     tags=["service"],
 )
-def health(request: Request, response: Response) -> Health | JSONResponse:
+def health(request: Request, response: Response) -> Health:
     holder = _holder(request)
-    served = holder.current
-    if served is None:  # a load balancer must wait: nothing could be answered yet
-        status = "failed" if holder.failure else "starting"
-        return JSONResponse(
-            {"status": status, "detail": "the model is being loaded and precomputed"},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
+    served = holder.served()
     rec = served.recommender
     if not served.answers:  # a load balancer must not send requests to a model answering NaN
         response.status_code = 503
@@ -154,6 +146,7 @@ def health(request: Request, response: Response) -> Health | JSONResponse:
         similar_items=True,  # jaccard needs no embeddings
         version=__version__,
         loaded_at=served.loaded_at,
+        scores=holder.scores(served),
     )
 
 

@@ -6,7 +6,7 @@ never the model's internal indices. Every error response has the shape of :class
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -46,6 +46,12 @@ class Health(_Model):
     similar_items: bool = Field(description="Whether the model has item embeddings to compare.")
     version: str = Field(description="movierec's version.")
     loaded_at: str = Field(description="When the run was loaded (ISO 8601, UTC).")
+    scores: Literal["precomputed", "precomputing", "per-request"] = Field(
+        description="How a known user's list is ranked: from the score matrix of every user "
+        "(`precomputed`), per request while that matrix is built after start-up "
+        "(`precomputing`), or per request because it does not fit the score budget "
+        "(`per-request`). The lists are the same either way."
+    )
 
 
 class ItemSummary(_Model):

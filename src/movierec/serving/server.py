@@ -4,13 +4,17 @@ With one worker the app is built in this process. With several, uvicorn starts e
 :func:`app_from_env` (its factory mode), and the run directory, admin token and options travel in
 environment variables, so nothing but the run directory given here is ever loaded.
 
-Each worker limits torch to a few threads: the threadpool already runs requests side by side, and
-more intra-op threads than cores per worker only make them fight over the cores.
+Each worker runs torch on one intra-op thread unless ``threads`` says otherwise: the threadpool
+already runs requests side by side, more intra-op threads only make them fight over the cores
+(the ML-100K precompute took 92 s on two threads of a busy 2-core machine, 13 s on one), and
+the score matrix must be built on the thread count requests score on (see
+:mod:`movierec.serving.app`).
 
 Every worker runs with the same connection limits (:mod:`movierec.serving.protocol`: a
 16 KiB request head, 10 s to send a request, 5 s idle keep-alive) and answers only the ``Host``
-names of :func:`allowed_hosts_for` (DNS rebinding). The run is read before the port is bound and
-precomputed after, with ``/health`` answering ``starting`` meanwhile.
+names of :func:`allowed_hosts_for` (DNS rebinding). The run is read, checked and prepared before
+the port is bound, and answers from the moment it listens; the score matrix of every known user
+is built on a thread after (``/health``: ``scores: "precomputing"``, then ``"precomputed"``).
 
 ``python -m movierec.serving.server RUN_DIR [--port 8000] [--workers 1]`` runs it without the CLI.
 """
@@ -121,12 +125,9 @@ def log_to_stderr(level: str) -> None:
         logger.propagate = False
 
 
-def serving_threads(workers: int, threads: int | None = None) -> int:
-    """Torch intra-op threads per worker: ``threads`` if given, else 1-2 from the core count."""
-    if threads is not None:
-        return max(1, threads)
-    cores = os.cpu_count() or 1
-    return max(1, min(2, cores // max(1, workers)))
+def serving_threads(threads: int | None = None) -> int:
+    """Torch intra-op threads per worker: ``threads`` if given, else 1."""
+    return 1 if threads is None else max(1, threads)
 
 
 def configure_torch(threads: int) -> None:
@@ -178,7 +179,7 @@ def serve(
         admin_token: Bearer token for ``/admin/*``; defaults to ``$MOVIEREC_ADMIN_TOKEN``;
             unset or empty disables the admin endpoints.
         cors_origins: Origins to allow cross-origin requests from; None disables CORS.
-        threads: Torch threads per worker (default: 1-2, from the core count and workers).
+        threads: Torch intra-op threads per worker (default 1).
         score_budget: Bytes of precomputed user x item scores per worker (0: score per
             request).
         log_level: uvicorn's log level (and movierec's serving log lines').
@@ -198,7 +199,7 @@ def serve(
     admin_token = check_admin_token(admin_token)
     hosts = allowed_hosts_for(host, allowed_hosts)
     log_to_stderr(log_level)
-    per_worker = serving_threads(workers, threads)
+    per_worker = serving_threads(threads)
     if workers == 1:
         configure_torch(per_worker)
         app = create_app(

@@ -355,6 +355,28 @@ def check_meta(meta: Any, tensors: dict[str, torch.Tensor], path: Path) -> None:
             raise ArtifactError(f"checkpoint {path}: tensor {name!r} names no parameter; {fix}")
 
 
+def check_position(state: TrainingState, n_train: int, path: Path | None = None) -> None:
+    """Refuse to resume mid-epoch at a position the training ratings do not reach.
+
+    A checkpoint is saved mid-epoch only before the epoch's last step, so its ``position`` is 0
+    or below the number of training ratings. One beyond it was written for other data (the
+    ratings file changed since) or edited: the epoch would end at once with a loss averaged
+    over ratings it never stepped through.
+
+    Args:
+        state: The checkpoint's state (:func:`load_checkpoint`).
+        n_train: Training ratings the resumed run steps through per epoch.
+        path: The checkpoint's file, for the message.
+    """
+    if state.position and state.position >= n_train:
+        where = f"checkpoint {path}" if path is not None else "the checkpoint"
+        raise ArtifactError(
+            f"{where} stopped {state.position:,} ratings into epoch {state.epoch}, but this run "
+            f"trains on {n_train:,}: it was written for other data (or edited); resume with "
+            "the data it was trained on, or start the run again with --overwrite"
+        )
+
+
 def _id(name: str) -> int | None:
     """The parameter number in ``optimizer.<n>.<moment>``, or None."""
     parts = name.split(".", 2)

@@ -31,6 +31,7 @@ CASES = {
         "rating",
         {"hidden": [12, 8], "interaction": "concat+product"},
     ),
+    "ensemble": ("embedding-net-ensemble", "rating", {"hidden": [8, 8], "members": 2}),
     "mf": ("mf", "rating", {}),
     "ease": ("ease", "rating", {}),
 }

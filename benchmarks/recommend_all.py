@@ -11,9 +11,10 @@ wall).
 Runs missing under ``--runs`` are trained first (``movierec train --data ml-100k --split u1
 --epochs 3``: a few epochs are enough for timing, the scoring cost does not depend on them).
 Threads are what the CLI uses (``configure_threads(None)``: every core this process may run
-on). Each time is the median of ``--repeats``; the CLI's includes starting Python, importing
-torch, loading the run and writing the parquet file. Prints the CPU and its matrix ISA (avx2,
-avx512_bf16, amx) and writes benchmarks/results/recommend_all.json with the command that made
+on) unless ``--threads`` says. Each time is the median of ``--repeats``; the CLI's includes
+starting Python, importing torch, loading the run and writing the parquet file. Prints the CPU
+and its matrix ISA (avx2, avx512_bf16, amx) and writes benchmarks/results/recommend_all.json
+with the command that made
 it. The target (issues 14 and 16): under 2 s for ml-100k on 2 cores.
 """
 
@@ -61,7 +62,7 @@ def ensure_run(root: Path, name: str) -> Path:
     return run
 
 
-def time_python(run: Path, repeats: int, precision: str) -> dict[str, float]:
+def time_python(run: Path, repeats: int, precision: str, threads: int | None) -> dict[str, float]:
     """Median wall and CPU seconds of ``recommend(users=None, k=10)`` on the loaded run
     (one warm-up)."""
     from movierec.artifacts import load_run
@@ -69,7 +70,7 @@ def time_python(run: Path, repeats: int, precision: str) -> dict[str, float]:
 
     recommender, _ = load_run(run)
     recommender.precision = precision
-    configure_threads(None)
+    configure_threads(threads)
     rows = len(recommender.recommend(users=None, k=10))
     times, cpu = [], []
     for _ in range(repeats):
@@ -85,7 +86,7 @@ def time_python(run: Path, repeats: int, precision: str) -> dict[str, float]:
     }
 
 
-def time_cli(run: Path, repeats: int, precision: str) -> dict[str, float]:
+def time_cli(run: Path, repeats: int, precision: str, threads: int | None) -> dict[str, float]:
     """Median wall and CPU (user + system, all threads) seconds of ``movierec recommend RUN
     --all --out recs.parquet``: the CPU seconds say what the command costs on a busy machine,
     where the wall seconds mostly wait for a core."""
@@ -94,6 +95,7 @@ def time_cli(run: Path, repeats: int, precision: str) -> dict[str, float]:
         out = Path(folder) / "recs.parquet"
         command = [sys.executable, "-m", "movierec", "recommend", str(run), "--all", "-q"]
         command += ["--out", str(out), "--overwrite", "--precision", precision]
+        command += [] if threads is None else ["--threads", str(threads)]
         for _ in range(repeats):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
@@ -117,6 +119,13 @@ def main() -> None:
         "--models", nargs="+", default=["default", "embedding-net"], choices=list(RUNS)
     )
     parser.add_argument("--precisions", nargs="+", default=["fp32", "auto"])
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: every core, as the CLI; on a busy machine the OpenMP "
+        "workers of two threads wait on each other: one thread measures the work)",
+    )
     args = parser.parse_args()
     isa = cpu_isa()
     print(f"cpu: {cpu_model()}; isa: {', '.join(isa) or 'none of ' + ', '.join(ISA_FLAGS)}")
@@ -125,8 +134,8 @@ def main() -> None:
         run = ensure_run(args.runs, name)
         for precision in args.precisions:
             row = {"run": name, "precision": precision}
-            row.update(time_python(run, args.repeats, precision))
-            row.update(time_cli(run, args.repeats, precision))
+            row.update(time_python(run, args.repeats, precision, args.threads))
+            row.update(time_cli(run, args.repeats, precision, args.threads))
             row["threads"] = torch.get_num_threads()
             rows.append(row)
             print(

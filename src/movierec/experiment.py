@@ -40,6 +40,8 @@ from movierec.tracking import Tracker, tracked
 from movierec.train import EpochRecord, FitResult, distributed, resolve_device
 from movierec.train.checkpoint import CHECKPOINT, TrainingState, load_checkpoint
 
+TIMINGS = ("train_seconds", "evaluation_seconds")  # kept in run.json beside the metrics
+
 
 @dataclass
 class TrainedRun:
@@ -78,6 +80,8 @@ class TrainedRun:
             **_rating_best(self.fit),
             "objective": self.recommender.objective,
             **self.epoch_facts,
+            # What the run cost, beside each other (issue 16): the final fit and its test.
+            **{k: self.metrics[k] for k in TIMINGS if k in self.metrics},
         }
 
     @property
@@ -169,6 +173,9 @@ def train_model(
         return TrainedRun(job, prepared, recommender, {"rank": distributed.world().rank})
     split = prepared.split
     recommender.rank_by = job.rank_by
+    # Lists are scored exactly (fp32) whatever the step trained in, as `evaluate` and `recommend`
+    # score them by default: the same run gives the same lists and metrics in every command.
+    recommender.precision = "fp32"
     if not split.has_test:  # trained on every rating: nothing left to evaluate on
         run = TrainedRun(job, prepared, recommender, {})
         run.metrics = summary(run, {}, 0.0)
@@ -498,13 +505,16 @@ def evaluate_run(
     k: int = 10,
     relevance: float | str | None = "default",
     rank_by: str = "shrunk",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given)."""
+    """Evaluate a saved run on ``data``'s test split (the run's seed unless one is given);
+    ``precision`` is how its lists are scored (:attr:`Recommender.precision`)."""
     from movierec.artifacts import load_run
 
     _needs_test(split, "evaluate")
     recommender, run = load_run(run_dir)
     recommender.rank_by = rank_by
+    recommender.precision = precision
     dataset = (
         data
         if isinstance(data, RatingsData)
@@ -516,7 +526,9 @@ def evaluate_run(
     )
     check_split(chosen)  # an empty test part would score nothing (NaN)
     threshold = default_relevance(chosen.name) if relevance == "default" else relevance
+    started = time.perf_counter()
     metrics = evaluate(recommender, chosen.train, chosen.test, k=k, threshold=threshold)
+    evaluation_seconds = time.perf_counter() - started
     _refuse_nan(metrics, run["model"])
     return {
         "model": run["model"],
@@ -524,4 +536,9 @@ def evaluate_run(
         "split": chosen.name,
         "objective": recommender.objective,
         **metrics,
+        # The run's own training time (None for runs saved before it was recorded) beside this
+        # evaluation's.
+        "train_seconds": run.get("train_seconds"),
+        "evaluation_seconds": evaluation_seconds,
+        "precision": precision,
     }

@@ -23,18 +23,26 @@ def test_train_json_on_a_ratings_file_has_the_documented_keys(ratings_file, tmp_
         "recall@10",
         "ndcg@10",
         "train_seconds",
+        "evaluation_seconds",
         "epochs",
         "ratings_per_second",
     ):
         assert key in metrics
     assert metrics["split"] == "random:0.2"
+    # What the run cost, beside each other, in run.json too (evaluate reads it back).
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["train_seconds"] == metrics["train_seconds"] > 0
+    assert run["evaluation_seconds"] == metrics["evaluation_seconds"] > 0
     assert (tmp_path / "r" / "learning_curve.png").stat().st_size > 1000
     assert (tmp_path / "r" / "history.csv").read_text().startswith("epoch,")
     evaluated = runner.invoke(
         app, ["evaluate", str(tmp_path / "r"), "--data", str(ratings_file), "--json"]
     )
     assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads(evaluated.stdout)["rmse"] == pytest.approx(metrics["rmse"], abs=1e-6)
+    again = json.loads(evaluated.stdout)
+    assert again["rmse"] == pytest.approx(metrics["rmse"], abs=1e-6)
+    assert again["train_seconds"] == metrics["train_seconds"]
+    assert again["evaluation_seconds"] > 0 and again["precision"] == "fp32"
 
 
 def test_unknown_dataset_name():

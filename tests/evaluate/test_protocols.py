@@ -122,6 +122,9 @@ def test_each_run_scores_its_fold_test_set_exactly_once(small, monkeypatch):
         summary = row.summary()
         assert summary["sd_over"] == "folds" and summary["runs"] == 10
         assert 0.5 < summary["rmse_mean"] < 2.0
+        # What scoring each test set cost, beside what training did
+        assert all(r.evaluation_seconds > 0 for r in row.runs)
+        assert summary["evaluation_seconds_mean"] > 0 and summary["train_seconds_mean"] > 0
 
 
 def test_summary_takes_the_sd_over_fold_means():

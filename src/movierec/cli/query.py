@@ -15,6 +15,7 @@ from movierec.cli.options import (
     QUIET,
     RANK_BY,
     RUN_DIR,
+    SCORING_PRECISION,
     THREADS,
     K,
 )
@@ -54,6 +55,7 @@ def recommend(
     only: str | None = ONLY,
     exclude: str | None = EXCLUDE,
     rank_by: str = RANK_BY,
+    precision: str = SCORING_PRECISION,
     threads: int | None = THREADS,
     quiet: bool = QUIET,
     as_json: bool = JSON,
@@ -81,6 +83,7 @@ def recommend(
             lists,
             include_seen=include_seen,
             rank_by=rank_by,
+            precision=precision,
             threads=threads,
             quiet=quiet,
             overwrite=overwrite,
@@ -92,6 +95,7 @@ def recommend(
         raise ConfigError("--out writes every user's lists: add --all (or drop --out)")
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
+    recommender.precision = precision
     filters = lists.check(recommender)
     items = recommender.top_n(user, k, exclude_seen=not include_seen, **filters)
     label = "predicted" if recommender.predicts_ratings else "score"
@@ -165,6 +169,7 @@ def _recommend_all(
     *,
     include_seen: bool,
     rank_by: str,
+    precision: str,
     threads: int | None,
     quiet: bool,
     overwrite: bool,
@@ -181,6 +186,7 @@ def _recommend_all(
     check_out_file(check_table_path(out_file), overwrite)
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
+    recommender.precision = precision
     configure_threads(threads)
     users = read_ids(users_file) if users_file is not None else None
     if users is not None:  # every unknown ID named before any work

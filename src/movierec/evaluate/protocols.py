@@ -121,6 +121,7 @@ class RunRecord:
     best_epoch: int | None = None
     ndcg: float | None = None
     long_tail_share: float | None = None
+    evaluation_seconds: float | None = None  # scoring the test set once, beside train_seconds
 
 
 @dataclass
@@ -133,8 +134,8 @@ class Row:
     runs: list[RunRecord] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """Mean and sd of RMSE, MAE and train seconds (over folds when there are several, else
-        over seeds; the sd is None for a single value)."""
+        """Mean and sd of RMSE, MAE, NDCG, long-tail share, train and evaluation seconds (over
+        folds when there are several, else over seeds; the sd is None for a single value)."""
         out: dict[str, Any] = {
             "model": self.model,
             "config": self.config,
@@ -143,7 +144,14 @@ class Row:
         }
         folds = list(dict.fromkeys(run.fold for run in self.runs))
         out["sd_over"] = "folds" if len(folds) > 1 else "seeds"
-        for key in ("rmse", "mae", "ndcg", "long_tail_share", "train_seconds"):
+        for key in (
+            "rmse",
+            "mae",
+            "ndcg",
+            "long_tail_share",
+            "train_seconds",
+            "evaluation_seconds",
+        ):
             values = _spread(self.runs, folds, key)
             out[f"{key}_mean"] = statistics.fmean(values) if values else None
             # One value has no spread to show: None, not a reassuring 0.
@@ -233,7 +241,9 @@ def surprise_run(
     rows = zip(
         test["user_id"].tolist(), test["item_id"].tolist(), test["rating"].tolist(), strict=True
     )
+    started = time.perf_counter()
     predicted = np.array([p.est for p in algo.test(list(rows))])
+    evaluation_seconds = time.perf_counter() - started
     actual = test["rating"].to_numpy(dtype=np.float64)
     sizes = [np.size(getattr(algo, attr)) for attr in SURPRISE_ARRAYS if hasattr(algo, attr)]
     return RunRecord(
@@ -243,6 +253,7 @@ def surprise_run(
         metrics.mae(predicted, actual),
         seconds,
         int(sum(sizes)) if sizes else None,
+        evaluation_seconds=evaluation_seconds,
     )
 
 
@@ -296,6 +307,7 @@ def run_benchmark(
                     m["best_epoch"],
                     m.get(f"ndcg@{NDCG_K}"),
                     m.get("long_tail_share"),
+                    m.get("evaluation_seconds"),
                 )
                 row.runs.append(record)
                 if on_run is not None:

@@ -51,6 +51,7 @@ class EmbeddingNetEnsemble(RatingModel):
 
     name = "embedding-net-ensemble"
     config_class = EmbeddingNetEnsembleConfig
+    batch_invariant = True  # its members are, and their mean is taken element by element
 
     def __init__(
         self,
@@ -105,6 +106,8 @@ class EmbeddingNetEnsemble(RatingModel):
     ) -> torch.Tensor:
         if item_side is None:
             item_side = self.item_side()
+        for net in self.nets:  # the members score as the ensemble was asked to
+            net.scoring_dtype = self.scoring_dtype
         scores = [
             net.score_items(user_idx, side) for net, side in zip(self.nets, item_side, strict=True)
         ]

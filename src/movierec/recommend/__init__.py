@@ -29,8 +29,13 @@ run was trained; ranked on the unclipped score, ties to the better baseline; a v
 liked nothing gets the baseline list), and :meth:`Recommender.explain` says which rated items
 a recommendation came from.
 
-Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`);
-:meth:`Recommender.top_indices` then ranks the stored rows, bit for bit what it would compute.
+Serving precomputes every known user's scores once (:meth:`Recommender.precompute_scores`,
+in blocks of users); :meth:`Recommender.top_indices` then ranks the stored rows, bit for bit
+what it would compute: scoring is batch-invariant (a user's scores are the same bits alone or
+in a block of any others, :meth:`Ranking._score <movierec.recommend.ranking.Ranking._score>`),
+so ``top_n``, ``recommend``, evaluation and the stored matrix agree. ``Recommender.precision``
+(``fp32``, exact, by default; ``auto``) says whether a deep network's per-pair layers may run
+in bf16 where the CPU has native bf16 units.
 
 Unknown-ID policy (documented in README):
 

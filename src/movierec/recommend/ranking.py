@@ -20,9 +20,10 @@ import torch
 
 from movierec.data.encoder import IdEncoder
 from movierec.data.tensors import SeenItems
-from movierec.models.base import RatingModel
+from movierec.models.base import SCORE_BLOCK, RatingModel, in_fixed_blocks
 
 SCORE_ROWS = 1 << 16  # users x items scored (and ranked by one topk) per block
+SHOWN_PAIRS = 256  # a joint run's shown ratings: pairs per fixed-shape forward (batch-invariant)
 
 
 class Ranking:
@@ -55,11 +56,10 @@ class Ranking:
     def precompute_scores(self, budget_bytes: int) -> bool:
         """Score every known user once, so :meth:`top_indices` only masks and ranks.
 
-        Worth it while the model is frozen and served. Users are scored one at a time, as
-        :meth:`top_n` scores them: a batch of one takes another matmul path than a batch of
-        many (the user half of an EmbeddingNet's first layer) and its last bits differ, so a
-        batched matrix would rank near-ties differently from ``top_n``. The work is the same,
-        since the item half is shared; ML-100K's net takes about 4 s on 2 idle cores.
+        Worth it while the model is frozen and served. Users are scored in blocks of
+        :data:`SCORE_ROWS` scores, as :meth:`top_indices` scores them: scoring is
+        batch-invariant (:meth:`_score`), so the stored rows are the bits :meth:`top_n` computes
+        for one user alone.
 
         Args:
             budget_bytes: Most bytes the float32 ``[n_users, n_items]`` matrix may take; over
@@ -74,12 +74,23 @@ class Ranking:
             return False
         scores = torch.empty(n_users, n_items)
         item_side = self.item_side()
-        for user in range(n_users):
-            scores[user] = self._score(torch.tensor([user]), item_side)[0]
+        per_block = self._users_per_block()
+        for start in range(0, n_users, per_block):
+            users = torch.arange(start, min(start + per_block, n_users))
+            scores[start : start + len(users)] = self._score(users, item_side)
         # The row offsets first: a request on another thread that sees the matrix needs them.
         self._seen_from = self.seen.indptr.tolist()
         self._scores = scores
         return True
+
+    def _users_per_block(self) -> int:
+        """Users scored and ranked per block: :data:`SCORE_ROWS` scores, and whole blocks of
+        :data:`SCORE_BLOCK` users for models scored in fixed blocks (a large catalogue would
+        otherwise pad each user alone to a block)."""
+        per_block = max(1, SCORE_ROWS // max(1, self.model.n_items))
+        if getattr(self.model, "batch_invariant", False):
+            return per_block
+        return max(1, per_block // SCORE_BLOCK) * SCORE_BLOCK
 
     @property
     def precomputed_scores(self) -> torch.Tensor | None:
@@ -117,7 +128,7 @@ class Ranking:
             computes, bit for bit.
         """
         k = min(k, self.model.n_items)
-        per_batch = max(1, SCORE_ROWS // max(1, self.model.n_items))
+        per_batch = self._users_per_block()
         items_out, scores_out = [], []
         item_side = self.item_side()
         for start in range(0, len(user_idx), per_batch):
@@ -182,11 +193,19 @@ class Ranking:
         - a rating run with ``rank_by="shrunk"``: the clipped predicted rating less
           :meth:`shrink_penalty` (a lower confidence bound: few training ratings, less trust);
         - otherwise the model's score, clipped to the scale when it is a rating.
+
+        Batch-invariant: a user's row is the same bits whichever users share the call (models
+        that do not promise it themselves, ``RatingModel.batch_invariant``, are called on
+        fixed blocks of users), so ``top_n``, blocks of ``recommend``, evaluation and the
+        precomputed matrix rank alike.
         """
-        if self.objective == "joint":
-            return self.model.rank_items(users, item_side).float()
-        scores = self.model.score_items(users, item_side)
-        if not self.predicts_ratings:
+        ranks = self.objective == "joint"
+        method = self.model.rank_items if ranks else self.model.score_items
+        if getattr(self.model, "batch_invariant", False):  # (a duck-typed model: no)
+            scores = method(users, item_side)
+        else:
+            scores = in_fixed_blocks(lambda block: method(block, item_side), users)
+        if ranks or not self.predicts_ratings:
             return scores.float()
         scores = scores.clamp(*self.rating_scale)
         if self._rank_by == "shrunk":
@@ -217,8 +236,11 @@ class Ranking:
             return keys
         if self.objective == "joint":
             with torch.inference_mode():
-                pairs = users[:, None].expand_as(items).reshape(-1)
-                shown = self.model(pairs, items.reshape(-1)).view_as(items).float()
+                pairs = torch.stack([users[:, None].expand_as(items), items], dim=-1)
+                shown = in_fixed_blocks(
+                    lambda rows: self.model(rows[:, 0], rows[:, 1]), pairs.view(-1, 2), SHOWN_PAIRS
+                )
+                shown = shown.view_as(items).float()
             shown = shown.clamp(*self.rating_scale)
         elif self._rank_by == "shrunk":
             shown = keys + self.shrink_penalty()[items]

@@ -29,6 +29,7 @@ from movierec.recommend.results import (
 from movierec.recommend.visitor import rank_visitor, visitor_ratings
 from movierec.similarity import CoOccurrence, CosineOfVectors
 from movierec.train.objectives import OBJECTIVES, predicts_ratings
+from movierec.train.precision import PRECISIONS, native_bf16
 
 if TYPE_CHECKING:
     from movierec.train import FitResult
@@ -55,6 +56,11 @@ class Recommender(Ranking):
         spec: The model spec it was trained with (its options and training options, which
             :func:`movierec.experiment.save_recommender` writes to ``run.json``); None for a
             loaded run.
+        precision: How catalogue scoring (lists, ranking metrics) multiplies matrices:
+            ``fp32`` (exact, the default), ``bf16`` or ``auto`` (bfloat16 where the CPU has
+            native bf16 units, AMX or AVX-512 BF16; float32 elsewhere). Only models with a deep
+            per-pair network use it (the EmbeddingNet's layers after the first); rating
+            predictions and RMSE are float32 whatever it says.
 
     Raises:
         ConfigError: An unknown objective.
@@ -73,6 +79,7 @@ class Recommender(Ranking):
         training: FitResult | None = None,
         rank_by: str = "shrunk",
         spec: ModelSpec | None = None,
+        precision: str = "fp32",
     ):
         if objective not in OBJECTIVES:
             raise ConfigError(
@@ -97,6 +104,7 @@ class Recommender(Ranking):
         self._seen_from: list[int] = []  # seen.indptr as ints, with the scores: [u]..[u+1]
         self._user_lookup: dict[str, int] | None = None
         self._penalty: torch.Tensor | None = None
+        self.precision = precision
 
     def _align_metadata(self, items: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
         """Titles and genres in item-index order ('' where the metadata has no row)."""
@@ -126,6 +134,22 @@ class Recommender(Ranking):
     def rank_by(self, value: str) -> None:
         self._rank_by = check_rank_by(value)
         self._scores = None  # a precomputed cache holds the old order
+
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``bf16`` or ``auto``: how lists are scored (see the class doc)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (got {value!r})")
+        # bf16 only where the CPU multiplies it natively (emulated, it is slower than fp32);
+        # the model scores on the CPU (see __init__).
+        native = value != "fp32" and native_bf16(torch.device("cpu"))
+        self.model.scoring_dtype = torch.bfloat16 if native else None
+        self._precision = value
+        self._scores = None  # a precomputed cache holds the old scores
 
     @property
     def predicts_ratings(self) -> bool:

@@ -463,7 +463,9 @@ def time_to_quality(
     """Train as ``movierec train`` does and put the test RMSE of every epoch's weights on the
     training clock (the weights are copied after each epoch and scored once training ended)."""
     spec = ModelSpec.resolve(model_name, train_options=train_extra)
-    options = RunOptions(seed=SEED, device="cpu", progress=False, **run_extra)
+    # The threads the benchmark set: RunOptions' None would reset torch to every core.
+    threads = torch.get_num_threads()
+    options = RunOptions(seed=SEED, device="cpu", threads=threads, progress=False, **run_extra)
     test = prepared.split.test
     test_users, test_items = test["user_id"].to_numpy(), test["item_id"].to_numpy()
     actual = test["rating"].to_numpy(dtype=np.float64)
@@ -760,6 +762,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
     configure_threads(args.threads)
+    threads = torch.get_num_threads()  # every section runs on these (recorded below)
     support = fast_path_support()
     all_variants = variants(support)
     data = load_data("ml-100k")
@@ -815,7 +818,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpu_model": cpu_model(),
             "isa": isa(),
             "cores": len(os.sched_getaffinity(0)),
-            "threads": torch.get_num_threads(),
+            "threads": threads,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "load_before": load_before,

@@ -118,12 +118,6 @@ PRECISION = typer.Option(
     "--precision",
     help="fp32 (default), bf16, or auto (bf16 where the CPU/GPU has native bf16 matrix units).",
 )
-SCORING_PRECISION = typer.Option(
-    "fp32",
-    "--precision",
-    help="How lists are scored: fp32 (exact), bf16, or auto (bf16 where the CPU has native "
-    "bf16 units: the EmbeddingNet's deep layers several times faster; RMSE stays fp32).",
-)
 FAST = typer.Option(
     False,
     "--fast",

@@ -120,12 +120,6 @@ PRECISION = typer.Option(
     "and cheap dropout masks), bf16, or fp32 (the exact path of PyTorch's plain modules: "
     "reproduces the fp32 numbers).",
 )
-SCORING_PRECISION = typer.Option(
-    "fp32",
-    "--precision",
-    help="How lists are scored: fp32 (exact), bf16, or auto (bf16 where the CPU has native "
-    "bf16 units: the EmbeddingNet's deep layers several times faster; RMSE stays fp32).",
-)
 FAST = typer.Option(
     False,
     "--fast",

@@ -12,10 +12,10 @@ from movierec.cli.options import (
     JSON,
     ONLY,
     OVERWRITE,
+    PRECISION,
     QUIET,
     RANK_BY,
     RUN_DIR,
-    SCORING_PRECISION,
     THREADS,
     K,
 )
@@ -55,7 +55,7 @@ def recommend(
     only: str | None = ONLY,
     exclude: str | None = EXCLUDE,
     rank_by: str = RANK_BY,
-    precision: str = SCORING_PRECISION,
+    precision: str | None = PRECISION,
     threads: int | None = THREADS,
     quiet: bool = QUIET,
     as_json: bool = JSON,
@@ -83,7 +83,7 @@ def recommend(
             lists,
             include_seen=include_seen,
             rank_by=rank_by,
-            precision=precision,
+            precision=precision or "fp32",
             threads=threads,
             quiet=quiet,
             overwrite=overwrite,
@@ -95,7 +95,7 @@ def recommend(
         raise ConfigError("--out writes every user's lists: add --all (or drop --out)")
     recommender, _ = load_run(run_dir)
     recommender.rank_by = rank_by
-    recommender.precision = precision
+    recommender.precision = precision or "fp32"
     filters = lists.check(recommender)
     items = recommender.top_n(user, k, exclude_seen=not include_seen, **filters)
     label = "predicted" if recommender.predicts_ratings else "score"

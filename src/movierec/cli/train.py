@@ -33,7 +33,6 @@ from movierec.cli.options import (
     REFIT,
     RELEVANCE,
     RUN_DIR,
-    SCORING_PRECISION,
     SEED,
     SPLIT,
     THREADS,
@@ -270,7 +269,7 @@ def evaluate(
     seed: int | None = typer.Option(None, "--seed", help="Split seed (default: the run's)."),
     relevance: str | None = RELEVANCE,
     rank_by: str = RANK_BY,
-    precision: str = SCORING_PRECISION,
+    precision: str | None = PRECISION,
     as_json: bool = JSON,
 ) -> None:
     """Evaluate a saved run on a dataset's test split."""
@@ -286,7 +285,7 @@ def evaluate(
         k=k,
         relevance=options.relevance(relevance),
         rank_by=rank_by,
-        precision=precision,
+        precision=precision or "fp32",
     )
     if as_json:
         print_json(metrics)

@@ -116,9 +116,10 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 PRECISION = typer.Option(
     None,
     "--precision",
-    help="auto (default: bf16 where the CPU/GPU has native bf16 matrix units, with fused Adam "
-    "and cheap dropout masks), bf16, or fp32 (the exact path of PyTorch's plain modules: "
-    "reproduces the fp32 numbers).",
+    help="auto, bf16 or fp32. Training: auto is the default (bf16 where the CPU/GPU has native "
+    "bf16 matrix units, fused Adam, cheap dropout masks); fp32 is the exact path of PyTorch's "
+    "plain modules. Scoring lists (evaluate, recommend): fp32 is the default and exact; "
+    "auto/bf16 run the EmbeddingNet's deep layers in bf16 where native.",
 )
 FAST = typer.Option(
     False,

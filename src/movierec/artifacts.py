@@ -8,6 +8,10 @@ Layout of ``runs/<name>/``:
 - ``id_map.json``       raw user and item IDs in index order
 - ``items.json``        item metadata (title, genres, year), when the dataset has it
 - ``metrics.json``, ``history.csv``, ``learning_curve.png``  the run's results
+- ``validation.parquet`` the validation carve-out's raw ``user_id``, ``item_id``, ``rating``
+  and the ``prediction`` of the model that never learnt from it (the early-stopped one, before
+  a refit), when the run had a carve-out and predicts ratings: what :mod:`movierec.blend`
+  fits its weights on (:func:`read_validation`)
 - ``manifest.json``     SHA-256 of every file above
 
 A run is written into a temporary sibling folder and renamed into place, so a crash leaves either
@@ -43,12 +47,19 @@ from movierec.errors import ArtifactError, ConfigError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
-from movierec.run_checks import check_items, check_run_record, check_seen, check_state
+from movierec.run_checks import (
+    check_items,
+    check_run_record,
+    check_seen,
+    check_state,
+    check_validation,
+)
 from movierec.train.checkpoint import CHECKPOINT, write_failure
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
+VALIDATION = "validation.parquet"
 REQUIRED = (WEIGHTS, "run.json", "id_map.json")
 
 
@@ -235,6 +246,8 @@ def _write_contents(
         write_json(folder / "metrics.json", dict(metrics))
     if history is not None:
         history.to_csv(folder / "history.csv", index=False)
+    if recommender.validation is not None:
+        recommender.validation.to_parquet(folder / VALIDATION, index=False)
 
 
 def _not_finite(tensors: Mapping[str, Any]) -> list[str]:
@@ -363,6 +376,26 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
     info = {k: run.get(k) for k in ("model", "dataset", "split", "seed", "objective") if k in run}
     objective = run.get("objective") or "rating"
     return Recommender(model, encoder, fallback, seen, items, objective=objective, info=info), run
+
+
+def read_validation(run_dir: Path, run: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The validation predictions of the run in ``run_dir`` (``run``: its ``run.json``), checked
+    against the manifest and :func:`movierec.run_checks.check_validation`; None when the run
+    has none (no carve-out, a ranking run, a resumed refit, or saved before they were kept).
+
+    Raises:
+        ArtifactError: The file does not match the manifest, cannot be read, or does not hold
+            what it must.
+    """
+    run_dir = Path(run_dir)
+    if VALIDATION not in verify_manifest(run_dir):
+        return None
+    path = run_dir / VALIDATION
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}); the run is corrupt") from None
+    return check_validation(frame, tuple(run["rating_scale"]), path)
 
 
 def _read_weights(path: Path, n_users: int, n_items: int) -> dict[str, torch.Tensor]:

@@ -270,7 +270,7 @@ def check_validation(
         if not inside.all():
             row = int((~inside).argmax())
             raise ArtifactError(
-                f"{path}: row {row} has {name} {array[row]!r}, outside the rating scale "
+                f"{path}: row {row} has {name} {float(array[row])}, outside the rating scale "
                 f"[{low}, {high}]; {FIX}"
             )
     return frame

@@ -112,11 +112,7 @@ def check_members(members: Sequence[Member]) -> None:
         ConfigError: Fewer than two members, or two that differ in dataset, data source,
             split, seed, validation fraction or rating scale, or whose carve-outs differ.
     """
-    if len(members) < 2:
-        raise ConfigError(
-            f"a blend needs at least 2 runs, got {len(members)}; give several run "
-            "directories: movierec blend RUN RUN ... --out DIR"
-        )
+    _enough(len(members))
     first = members[0]
     for member in members[1:]:
         for key in SHARED:
@@ -133,6 +129,14 @@ def check_members(members: Sequence[Member]) -> None:
                 "(their validation rows differ) although their run.json agree: the data "
                 "changed between them; retrain them on the same data"
             )
+
+
+def _enough(n_runs: int) -> None:
+    if n_runs < 2:
+        raise ConfigError(
+            f"a blend needs at least 2 runs, got {n_runs}; give several run directories: "
+            "movierec blend RUN RUN ... --out DIR"
+        )
 
 
 def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -266,8 +270,7 @@ def fit_blend(runs: Sequence[str | Path], *, alpha: float | None = None) -> Blen
 
     if alpha is not None and not (np.isfinite(alpha) and alpha >= 0):
         raise ConfigError(f"--alpha must be a number >= 0, got {alpha}")
-    if len(runs) < 2:
-        check_members([])  # the one message for too few runs, before any loading
+    _enough(len(runs))  # before any run is loaded
     members = [load_member(path) for path in runs]
     check_members(members)
     target = members[0].validation["rating"].to_numpy(dtype=np.float64)

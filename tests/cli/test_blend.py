@@ -100,8 +100,9 @@ def test_runs_that_cannot_be_blended_are_refused(runs, other, message):
 
 
 def test_fewer_than_two_runs_are_refused(runs):
-    fails_cleanly(["blend", str(runs / "mf"), "--out", str(runs / "never")], "at least 2 runs")
-    fails_cleanly(["blend", "--out", str(runs / "never")], "at least 2 runs")
+    one = ["blend", str(runs / "mf"), "--out", str(runs / "never")]
+    fails_cleanly(one, "at least 2 runs, got 1")
+    fails_cleanly(["blend", "--out", str(runs / "never")], "at least 2 runs, got 0")
 
 
 def test_an_existing_out_needs_overwrite(runs):

@@ -114,9 +114,22 @@ def member_row(run_dir: Path) -> dict[str, Any]:
 
 def blend_seed(runs: list[Path], out: Path) -> dict[str, Any]:
     """Blend one seed's members (``movierec blend RUN... --out OUT --overwrite``)."""
-    from movierec.blend import blend_runs
+    import numpy as np
+    import pandas as pd
 
-    return blend_runs(runs, out, overwrite=True)
+    from movierec.blend import PREDICTIONS, blend_runs
+
+    report = blend_runs(runs, out, overwrite=True)
+    # For reference: the plain mean of the members (no fitted weights), on the same test rows.
+    frame = pd.read_parquet(out / PREDICTIONS)
+    names = [m["name"] for m in report["members"]]
+    mean = frame[names].to_numpy().mean(axis=1)
+    actual = frame["rating"].to_numpy(dtype=np.float64)
+    report["test"]["mean_of_members"] = {
+        "rmse": float(np.sqrt(np.mean((mean - actual) ** 2))),
+        "mae": float(np.mean(np.abs(mean - actual))),
+    }
+    return report
 
 
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
@@ -173,6 +186,10 @@ def render(payload: dict[str, Any]) -> str:
         f"{cell([b['validation_rmse']['blend'] for b in blends])} | intercept "
         f"{cell([b['intercept'] for b in blends], 3)}, alpha "
         f"{', '.join(format(b['alpha'], 'g') for b in blends)} | `movierec blend` |",
+        f"| mean of the {len(names)} (equal weights, nothing fitted) | "
+        f"{cell([b['test']['mean_of_members']['rmse'] for b in blends])} | "
+        f"{cell([b['test']['mean_of_members']['mae'] for b in blends])} | - | "
+        f"{1 / len(names):.3f} each | - |",
         "",
         "Per seed (test RMSE): "
         + "; ".join(

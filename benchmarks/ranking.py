@@ -2,6 +2,13 @@
 
     python benchmarks/ranking.py                 # 3 seeds, writes docs/results.md's section
     python benchmarks/ranking.py --seeds 0 --epochs 2   # one seed, a smoke run
+    python benchmarks/ranking.py --rows joint --cache /tmp/ranking   # a killed run resumes
+
+With ``--cache DIR`` each (row, seed) run's metrics are written to ``DIR`` as soon as it ends,
+and a later run with the same cache reads them back instead of training again: a run killed
+after hours loses only the runs in progress. A cached run is reused only when everything that
+makes it (model, objective, options, seed, device, epoch cap, the package's commit and torch
+version) is the same; clear the folder to measure again on unchanged code.
 
 Protocol (the Microsoft Recommenders benchmark's): the stratified split, 75% of each user's
 ratings to train and 25% to test, seeded; every test item is relevant whatever its rating; the
@@ -14,8 +21,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
+import hashlib
+import json
 import platform
 import statistics
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -124,24 +135,69 @@ def run_one(
     return metrics
 
 
+def code_version() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes) and torch's version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"{commit} torch {torch.__version__}"
+
+
+def cache_path(cache: Path, task: tuple[Any, ...], version: str) -> Path:
+    """Where the metrics of one (row, seed) task live in ``cache``: named by the row and seed,
+    keyed by a hash of everything that makes the run."""
+    name, objective, options, seed, device, epochs = task
+    identity = json.dumps([name, objective, options, seed, device, epochs, version], sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return cache / f"{run_key(name, objective)}-seed{seed}-{digest}.json"
+
+
+def cached_run_one(cache: Path, version: str, *task: Any) -> dict[str, Any]:
+    """:func:`run_one`, read from ``cache`` when it holds the task, written there when it ends
+    (through a temporary file, so a killed run leaves no half-written entry)."""
+    path = cache_path(cache, task, version)
+    if path.exists():
+        print(f"cached: {path.name}", file=sys.stderr, flush=True)
+        return json.loads(path.read_text())
+    metrics = run_one(*task)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(metrics, indent=1))
+    partial.replace(path)
+    return metrics
+
+
 def run_all(
     seeds: list[int],
     device: str,
     epochs: int | None,
     only: list[str] | None = None,
     jobs: int = 1,
+    cache: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every selected row over the seeds; ``jobs`` > 1 runs (row, seed) pairs side by side in
-    processes of one thread each (the same numbers; the train seconds share the machine)."""
+    processes of one thread each (the same numbers; the train seconds share the machine);
+    ``cache`` keeps each finished (row, seed) run (see the module's docstring)."""
     chosen = [
         run for run in RUNS if only is None or run_key(run[0], run[1]) in only or run[0] in only
     ]
     tasks = [(*run, seed, device, epochs) for run in chosen for seed in seeds]
+    work: Any = run_one
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        work = functools.partial(cached_run_one, cache, code_version())
     if jobs > 1:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(run_one, *zip(*tasks, strict=True)))
+            results = list(pool.map(work, *zip(*tasks, strict=True)))
     else:
-        results = [run_one(*task) for task in tasks]
+        results = [work(*task) for task in tasks]
     rows = []
     for index, (name, objective, model_options) in enumerate(chosen):
         per_seed = results[index * len(seeds) : (index + 1) * len(seeds)]
@@ -216,10 +272,16 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="Processes running (row, seed) pairs side by side."
     )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="Folder keeping each finished (row, seed) run, read back by a later run.",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     only = JOINT_ROWS if args.rows == "joint" else None
-    rows = run_all(seeds, args.device, args.epochs, only, args.jobs)
+    rows = run_all(seeds, args.device, args.epochs, only, args.jobs, args.cache)
     command = (
         "python benchmarks/ranking.py"
         + ("" if args.seeds == "0,1,2" else f" --seeds {args.seeds}")

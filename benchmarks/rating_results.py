@@ -2,6 +2,7 @@
 
     python benchmarks/rating_results.py           # the full run: docs/results.md + ratings.json
     python benchmarks/rating_results.py --quick   # smoke run: 1 seed, 2 epochs, 2 Surprise models
+    python benchmarks/rating_results.py --only sparse-fc,glocal-k   # re-measure some rows
 
 Runs :mod:`movierec.evaluate.protocols` twice over every ``configs/ml100k/*.toml`` (sorted by
 file name; each model's defaults when the folder holds none) and Surprise's BaselineOnly, SVD,
@@ -14,6 +15,11 @@ Validation for early stopping is carved from each fold's training part; each run
 test set once. Writes only the section between ``<!-- rating:start -->`` and
 ``<!-- rating:end -->`` of ``docs/results.md`` (creating the section if needed) and every run's
 numbers to ``benchmarks/results/ratings.json``.
+
+``--only STEM,...`` runs only those ``configs/ml100k/STEM.toml`` (both protocols, no Surprise)
+and merges them into the rows of the existing JSON: a new config gets its row, a re-measured one
+replaces its old row, every other row is kept as measured before, and the section says which
+rows were measured when (the header's date and machine are the full run's).
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import torch
 
 from movierec.config import ModelSpec, RunOptions
 from movierec.data import load_data
-from movierec.errors import MovieRecError
+from movierec.errors import ConfigError, MovieRecError
 from movierec.evaluate.protocols import (
     SURPRISE_DEFAULT,
     BenchmarkResult,
     Entry,
+    Row,
+    RunRecord,
     require_surprise,
     run_benchmark,
 )
@@ -76,10 +84,20 @@ PUBLISHED = [
 ]
 
 
-def entries(epochs: int | None) -> list[Entry]:
-    """One row per ``configs/ml100k/*.toml`` in file-name order, else the fallback models."""
+def entries(epochs: int | None, only: list[str] | None = None) -> list[Entry]:
+    """One row per ``configs/ml100k/*.toml`` in file-name order, else the fallback models;
+    with ``only``, the configs of those file stems (a ConfigError names an unknown one)."""
     overrides = {"epochs": epochs} if epochs is not None else None
     files = sorted(CONFIG_DIR.glob("*.toml"))
+    if only is not None:
+        known = {path.stem: path for path in files}
+        unknown = [stem for stem in only if stem not in known]
+        if unknown:
+            raise ConfigError(
+                f"--only: no configs/ml100k/{unknown[0]}.toml; the configs are "
+                f"{', '.join(sorted(known))}"
+            )
+        files = [known[stem] for stem in sorted(set(only))]
     if not files:
         print(f"no configs in {CONFIG_DIR}: using the defaults of {', '.join(FALLBACK_MODELS)}")
         return [
@@ -93,6 +111,41 @@ def entries(epochs: int | None) -> list[Entry]:
         )
         for path in files
     ]
+
+
+def result_from_dict(data: dict[str, Any]) -> BenchmarkResult:
+    """A protocol's :class:`BenchmarkResult` back from the JSON :meth:`to_dict` wrote."""
+    rows = [
+        Row(row["model"], row["config"], row["source"], [RunRecord(**r) for r in row["per_run"]])
+        for row in data["rows"]
+    ]
+    return BenchmarkResult(data["dataset"], data["protocol"], data["folds"], data["seeds"], rows)
+
+
+def merge_rows(previous: BenchmarkResult, fresh: BenchmarkResult) -> BenchmarkResult:
+    """``previous`` with each row of ``fresh`` replacing the row of the same config (or added):
+    movierec's rows in config-file order, then Surprise's. Rows of configs that no longer exist
+    are dropped."""
+    if (previous.protocol, previous.folds, previous.seeds) != (
+        fresh.protocol,
+        fresh.folds,
+        fresh.seeds,
+    ):
+        raise ConfigError(
+            f"cannot merge {fresh.protocol} rows over folds {fresh.folds} and seeds "
+            f"{fresh.seeds} into a table over {previous.folds} and seeds {previous.seeds}"
+        )
+    by_config = {row.config: row for row in previous.rows if row.source == "movierec"}
+    by_config.update({row.config: row for row in fresh.rows})
+    kept = [
+        by_config[config]
+        for config in sorted(by_config, key=str)
+        if config is None or (ROOT / config).exists()
+    ]
+    others = [row for row in previous.rows if row.source != "movierec"]
+    return BenchmarkResult(
+        previous.dataset, previous.protocol, previous.folds, previous.seeds, [*kept, *others]
+    )
 
 
 def progress(label: str, record: Any) -> None:
@@ -160,6 +213,14 @@ def render(results: list[BenchmarkResult], meta: dict[str, Any]) -> str:
         f"than 10 training ratings. Surprise's models rank nothing here (-).",
         "",
     ]
+    for update in meta.get("updates", []):
+        configs = ", ".join(f"`{config}`" for config in update["configs"])
+        lines += [
+            f"Measured later (`{update['command']}`, {update['date']}, {update['cpu']}, torch "
+            f"{update['torch']}, {update['minutes']:.0f} minutes): the rows of {configs}; "
+            f"their train seconds are from that machine.",
+            "",
+        ]
     for result in results:
         if result.protocol == "u1":
             heading = "### u1 (train u1.base, test u1.test): " + (
@@ -235,6 +296,12 @@ def main() -> None:
         "threads; the numbers are the same, the train seconds share the machine.",
     )
     parser.add_argument(
+        "--only",
+        default=None,
+        help="Comma-separated config stems (configs/ml100k/STEM.toml) to run and merge into "
+        "the existing JSON's rows; no Surprise runs.",
+    )
+    parser.add_argument(
         "--notes-only",
         action="store_true",
         help="Only refresh the configs' notes section (no training).",
@@ -260,9 +327,11 @@ def device_label(device: str) -> str:
 
 def run(args: argparse.Namespace, surprise: Any) -> None:
     started = time.perf_counter()
+    only = args.only.split(",") if args.only else None
+    previous = _previous(args.json_out) if only else None  # refuse before any training
     data = load_data("ml-100k", progress=False)
-    rows = entries(2 if args.quick else None)
-    surprise_models = QUICK_SURPRISE if args.quick else SURPRISE_DEFAULT
+    rows = entries(2 if args.quick else None, only)
+    surprise_models = () if only else QUICK_SURPRISE if args.quick else SURPRISE_DEFAULT
     options = RunOptions(device=args.device, threads=args.threads, progress=False)
     plan = [("u1", [0] if args.quick else [0, 1, 2]), ("5-fold", [0])]
     if args.jobs > 1:
@@ -287,6 +356,8 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
         command += f" --threads {args.threads}"
     if args.jobs != 1:
         command += f" --jobs {args.jobs}"
+    if only:
+        command += f" --only {','.join(sorted(set(only)))}"
     meta = {
         "command": command,
         "quick": args.quick,
@@ -299,6 +370,13 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
         "python": platform.python_version(),
         "minutes": (time.perf_counter() - started) / 60,
     }
+    if previous is not None:
+        update = {key: meta[key] for key in ("command", "date", "cpu", "torch", "minutes")}
+        update["configs"] = sorted(entry.config for entry in rows if entry.config)
+        old_meta, old_results = previous
+        meta = {**old_meta, "updates": [*old_meta.get("updates", []), update]}
+        by_protocol = {result.protocol: result for result in results}
+        results = [merge_rows(old, by_protocol[old.protocol]) for old in old_results]
     write_section(render(results, meta), args.out)
     write_section(config_notes(), args.out, NOTES_START, NOTES_END)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -307,8 +385,21 @@ def run(args: argparse.Namespace, surprise: Any) -> None:
         "published": [dict(zip(("model", "rmse", "source"), p, strict=True)) for p in PUBLISHED],
         "protocols": [r.to_dict() for r in results],
     }
-    args.json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial = args.json_out.with_suffix(".partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    partial.replace(args.json_out)
     print(f"wrote {args.out} and {args.json_out}", file=sys.stderr)
+
+
+def _previous(path: Path) -> tuple[dict[str, Any], list[BenchmarkResult]]:
+    """The full run's meta and results that ``--only`` merges into (a ConfigError if none)."""
+    if not path.exists():
+        raise ConfigError(f"--only merges into {path}, which does not exist; run without --only")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    if payload.get("quick"):
+        raise ConfigError(f"{path} holds a --quick smoke run; run without --only first")
+    meta = {k: v for k, v in payload.items() if k not in ("protocols", "published")}
+    return meta, [result_from_dict(p) for p in payload["protocols"]]
 
 
 def _one_job(

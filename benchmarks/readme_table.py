@@ -24,19 +24,24 @@ from bench_serve import cpu_model  # one definition for every benchmark script
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 DEMO_MODELS = ["default", "embedding-net", "mf", "bias", "popularity"]  # as make demo compares
-COMMAND = (
-    "python benchmarks/readme_table.py  (same as: movierec compare --data ml-100k --split u1 "
-    f"--models {','.join(DEMO_MODELS)})"
-)
 
 
-def render(rows: list[dict], seed: int) -> str:
+def command(threads: int | None) -> str:
+    """The command line that made the table, and the ``movierec compare`` it amounts to."""
+    flag = f" --threads {threads}" if threads is not None else ""
+    return (
+        f"python benchmarks/readme_table.py{flag}  (same as: movierec compare --data ml-100k "
+        f"--split u1 --models {','.join(DEMO_MODELS)}{flag})"
+    )
+
+
+def render(rows: list[dict], seed: int, threads: int | None = None) -> str:
     lines = [
         START,
         f"Test set of ml-100k's canonical `u1` split (80,000 training / 20,000 test ratings), "
         f"seed {seed}, {cpu_model()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, "
-        f"{dt.date.today().isoformat()}. Produced by `{COMMAND}`.",
+        f"{dt.date.today().isoformat()}. Produced by `{command(threads)}`.",
         "",
         "| model | RMSE | MAE | NDCG@10 | P@10 | coverage | long tail | median n | epochs (best) "
         "| train s | ratings/s |",
@@ -69,14 +74,17 @@ def cell(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="PyTorch threads (default: every core)"
+    )
     args = parser.parse_args()
     runs = compare_models(
         "ml-100k",
         DEMO_MODELS,
         split="u1",
-        options=RunOptions(seed=args.seed, progress=False),
+        options=RunOptions(seed=args.seed, progress=False, threads=args.threads),
     )
-    table = render([run.metrics for run in runs], args.seed)
+    table = render([run.metrics for run in runs], args.seed, args.threads)
     text = README.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):

@@ -46,7 +46,16 @@ CONFIGS = {
     "article": EmbeddingNetConfig(n_factors=150, hidden=(100, 200, 300), dropouts=(0.25, 0.5)),
     "wide": EmbeddingNetConfig(n_factors=150, hidden=(500, 500, 500), dropouts=(0.5, 0.5, 0.25)),
 }
-CATEGORIES = ("matmul", "dropout-rng", "elementwise", "embedding", "optimizer", "other")
+CATEGORIES = (
+    "matmul",
+    "dropout-rng",
+    "relu",
+    "casts",
+    "elementwise",
+    "embedding",
+    "optimizer",
+    "other",
+)
 
 
 def synthetic(n_users: int, n_items: int, n: int, seed: int = 0) -> RatingTensors:
@@ -113,8 +122,11 @@ def epoch_throughput(
 
 
 def classify(name: str) -> str:
+    """The kind of work of one profiled operator: the dropout masks (PyTorch's ``bernoulli_``
+    or the fit-time masks' random words and int16 passes), the ReLU, casts and copies, matrix
+    products, the optimiser, the embeddings, other element-wise work, or bookkeeping."""
     lowered = name.lower()
-    if any(k in lowered for k in ("bernoulli", "uniform", "random")):
+    if any(k in lowered for k in ("bernoulli", "uniform", "random", "bitwise", "logical_and")):
         return "dropout-rng"
     if any(k in lowered for k in ("optimizer", "adam", "_foreach", "lerp", "addcdiv", "sqrt")):
         return "optimizer"
@@ -122,6 +134,10 @@ def classify(name: str) -> str:
         return "matmul"
     if any(k in lowered for k in ("embedding", "index", "coalesce", "sparse", "unique", "sort")):
         return "embedding"
+    if any(k in lowered for k in ("relu", "clamp_min", "threshold_backward")):
+        return "relu"
+    if any(k in lowered for k in ("copy_", "_to_copy", "aten::to", "aten::cat")):
+        return "casts"
     if lowered.startswith("aten::"):
         return "elementwise"
     return "other"

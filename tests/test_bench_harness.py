@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # the harness lives in benchmarks/, not in the package
 
+from movierec.config import RunOptions
 from movierec.models import EmbeddingNetConfig
 
 
@@ -68,10 +69,14 @@ def test_variants_name_their_speed_options_and_mark_missing_ones():
         "fast_dropout": False,
     }
     assert "compile" in some[f"{bench.DEFAULT} + compile"].missing
+    assert "fast" in some[bench.DEFAULT_FP32].missing
     every = {v.name: v for v in bench.variants(dict.fromkeys(nothing, True))}
     row_wise = every[f"{bench.DEFAULT} + row-wise"]
     assert row_wise.missing is None
     assert (row_wise.run, row_wise.train) == ({}, {"embedding_optimizer": "row-wise"})
+    # What RunOptions() resolves to without native bf16: fp32 with the other speed options on.
+    no_bf16 = RunOptions(**every[bench.DEFAULT_FP32].run)
+    assert no_bf16.precision == "fp32" and no_bf16.use_fused_adam and no_bf16.use_fast_dropout
     assert bench.fast_path_support() == dict.fromkeys(nothing, True)  # this checkout has all
 
 

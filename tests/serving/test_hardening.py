@@ -320,3 +320,17 @@ def test_movierec_serve_refuses_unsafe_settings_in_one_line(run_dir, monkeypatch
     )
     monkeypatch.setenv("MOVIEREC_ADMIN_TOKEN", "s3cret ")
     fails_cleanly(["serve", str(run_dir)], "whitespace")
+
+
+def test_movierec_serve_passes_the_score_budget_in_mib(run_dir, monkeypatch):
+    import movierec.serving
+    from movierec.cli import app
+    from tests.cli.invoke import fails_cleanly, runner
+
+    calls = []
+    monkeypatch.setattr(movierec.serving, "serve", lambda *a, **kw: calls.append(kw))
+    assert runner.invoke(app, ["serve", str(run_dir)]).exit_code == 0
+    assert runner.invoke(app, ["serve", str(run_dir), "--score-budget-mib", "0.5"]).exit_code == 0
+    assert [c["score_budget"] for c in calls] == [serving_app.DEFAULT_SCORE_BUDGET, 2**19]
+    fails_cleanly(["serve", str(run_dir), "--score-budget-mib", "-1"], "--score-budget-mib")
+    fails_cleanly(["serve", str(run_dir), "--score-budget-mib", "inf"], "--score-budget-mib")

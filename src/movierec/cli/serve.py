@@ -29,6 +29,12 @@ def serve(
         help="A Host name to answer, e.g. behind a proxy (repeatable; '*' for any). Default: "
         "the bound host (plus localhost names on loopback); required with --host 0.0.0.0.",
     ),
+    score_budget_mib: float = typer.Option(
+        256.0,
+        "--score-budget-mib",
+        help="Precompute every known user's scores at start-up when the float32 matrix fits in "
+        "this many MiB per worker (0: score each request).",
+    ),
 ) -> None:
     """Serve a run over HTTP: a JSON API (docs at /docs) and a web page at /."""
     from movierec.serving import serve as run_server
@@ -45,5 +51,6 @@ def serve(
         workers,
         cors_origins=origins,
         threads=threads,
+        score_budget=int(score_budget_mib * 2**20),
         allowed_hosts=allowed_host or None,
     )

@@ -12,10 +12,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from movierec.artifacts import MANIFEST, WEIGHTS, load_run, save_run, sha256_of
+from movierec.artifacts import (
+    MANIFEST,
+    VALIDATION,
+    WEIGHTS,
+    load_run,
+    read_validation,
+    save_run,
+    sha256_of,
+)
 from movierec.config import TrainConfig
 from movierec.data.synthetic import synthetic_ratings
 from movierec.errors import ArtifactError
+from movierec.experiment import save_recommender
+from movierec.pipeline import fit_recommender
 from tests.factories import build_recommender
 
 
@@ -414,3 +424,49 @@ def test_a_full_disk_while_writing_json_keeps_the_previous_run(saved, ratings, m
     assert sha256_of(saved / WEIGHTS) == before
     load_run(saved)
     assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []
+
+
+# The validation predictions a blend fits on: saved with the run, listed in its manifest, and
+# refused on reading when they do not hold what they must.
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory, ratings):
+    recommender = fit_recommender(
+        ratings, model="mf", epochs=2, split="random:0.2", threads=1, progress=False
+    )
+    return save_recommender(recommender, tmp_path_factory.mktemp("validated") / "run")
+
+
+def test_validation_predictions_are_saved_listed_and_read_back(validated):
+    _, run = load_run(validated)
+    frame = read_validation(validated, run)
+    assert list(frame.columns) == ["user_id", "item_id", "rating", "prediction"]
+    assert VALIDATION in json.loads((validated / MANIFEST).read_text())["files"]
+    assert frame["prediction"].between(1, 5).all() and len(frame) > 0
+
+
+def test_a_run_without_a_carve_out_has_no_validation_predictions(saved):
+    _, run = load_run(saved)
+    assert read_validation(saved, run) is None
+
+
+BAD_VALIDATION = [
+    ("column", lambda f: f.rename(columns={"prediction": "score"}), "has columns"),
+    ("empty", lambda f: f.iloc[:0], "holds no rows"),
+    ("off scale", lambda f: f.assign(prediction=7.0), "prediction 7.0, outside the rating"),
+    ("NaN", lambda f: f.assign(rating=float("nan")), "rating nan, outside the rating"),
+    ("text", lambda f: f.assign(prediction="4"), "prediction is .*, not numbers"),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"), [c[1:] for c in BAD_VALIDATION], ids=[c[0] for c in BAD_VALIDATION]
+)
+def test_tampered_validation_predictions_are_refused(validated, tmp_path, edit, message):
+    copied = Path(shutil.copytree(validated, tmp_path / "run"))
+    edit(pd.read_parquet(copied / VALIDATION)).to_parquet(copied / VALIDATION, index=False)
+    resign(copied, VALIDATION)
+    _, run = load_run(copied)
+    with pytest.raises(ArtifactError, match=message):
+        read_validation(copied, run)

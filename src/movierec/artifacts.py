@@ -8,6 +8,10 @@ Layout of ``runs/<name>/``:
 - ``id_map.json``       raw user and item IDs in index order
 - ``items.json``        item metadata (title, genres, year), when the dataset has it
 - ``metrics.json``, ``history.csv``, ``learning_curve.png``  the run's results
+- ``validation.parquet`` the validation carve-out's raw ``user_id``, ``item_id``, ``rating``
+  and the ``prediction`` of the model that never learnt from it (the early-stopped one, before
+  a refit), when the run had a carve-out and predicts ratings: what :mod:`movierec.blend`
+  fits its weights on (:func:`read_validation`)
 - ``manifest.json``     SHA-256 of every file above
 
 A run is written into a temporary sibling folder and renamed into place, so a crash leaves either
@@ -43,12 +47,19 @@ from movierec.errors import ArtifactError, ConfigError
 from movierec.models import build_model
 from movierec.models.bias import Biases
 from movierec.recommend import Recommender
-from movierec.run_checks import check_items, check_run_record, check_seen, check_state
+from movierec.run_checks import (
+    check_items,
+    check_run_record,
+    check_seen,
+    check_state,
+    check_validation,
+)
 from movierec.train.checkpoint import CHECKPOINT, write_failure
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
+VALIDATION = "validation.parquet"
 REQUIRED = (WEIGHTS, "run.json", "id_map.json")
 
 
@@ -97,21 +108,35 @@ def save_run(
         extra_files: Called with the staging folder to add files (the learning curve) before the
             manifest is written.
     """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not _replaceable(run_dir):
+
+    def fill(staging: Path) -> None:
+        _write_contents(staging, recommender, model_config, train_config, info, metrics, history)
+        if extra_files is not None:
+            extra_files(staging)
+
+    return write_folder(Path(run_dir), fill, "the run")
+
+
+def write_folder(folder: Path, fill: Callable[[Path], None], what: str) -> Path:
+    """Write ``folder`` whole or not at all: ``fill`` writes its files into a temporary sibling,
+    a manifest of their SHA-256 is added, and the sibling is renamed into place (a previous
+    run or blend there is replaced; any other non-empty folder is refused).
+
+    Args:
+        folder: Target folder (a run directory, a blend's folder).
+        fill: Writes the files into the folder it is given.
+        what: What is written, for the error of a failed write ("the run").
+    """
+    if folder.exists() and not _replaceable(folder):
         raise ArtifactError(
-            f"{run_dir} exists and is not a movierec run directory; choose another --out "
+            f"{folder} exists and is not a movierec run directory; choose another --out "
             f"or remove it yourself"
         )
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.tmp-", dir=run_dir.parent))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
-        with write_errors(run_dir, "the run"):
-            _write_contents(
-                staging, recommender, model_config, train_config, info, metrics, history
-            )
-            if extra_files is not None:
-                extra_files(staging)
+        with write_errors(folder, what):
+            fill(staging)
             manifest = {
                 "format": FORMAT_VERSION,
                 "files": {
@@ -120,10 +145,10 @@ def save_run(
             }
             write_json(staging / MANIFEST, manifest)
             _fsync_dir(staging)
-            _swap_into_place(staging, run_dir)
+            _swap_into_place(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return run_dir
+    return folder
 
 
 @contextlib.contextmanager
@@ -136,7 +161,7 @@ def write_errors(target: Path, what: str) -> Iterator[None]:
         raise write_failure(exc, target, what) from None
 
 
-def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:
+def check_out(run_dir: Path, overwrite: bool, flag: str = "--out", holds: str = "a run") -> Path:
     """``run_dir`` if a run may be written there, checked before any training starts.
 
     A missing or empty folder is free; an existing run (or an interrupted training's checkpoint)
@@ -158,8 +183,8 @@ def check_out(run_dir: Path, overwrite: bool, flag: str = "--out") -> Path:
         return run_dir
     if (run_dir / MANIFEST).exists():
         raise ArtifactError(
-            f"{flag} {run_dir} already holds a run; add --overwrite to replace it (the old run "
-            f"stays loadable until the new one is complete) or choose another {flag}"
+            f"{flag} {run_dir} already holds {holds}; add --overwrite to replace it (the old "
+            f"one stays whole until the new one is complete) or choose another {flag}"
         )
     raise ArtifactError(
         f"{flag} {run_dir} holds an interrupted training's checkpoint; continue it with "
@@ -235,6 +260,8 @@ def _write_contents(
         write_json(folder / "metrics.json", dict(metrics))
     if history is not None:
         history.to_csv(folder / "history.csv", index=False)
+    if recommender.validation is not None:
+        recommender.validation.to_parquet(folder / VALIDATION, index=False)
 
 
 def _not_finite(tensors: Mapping[str, Any]) -> list[str]:
@@ -275,7 +302,7 @@ def read_json(path: Path) -> Any:
         raise ArtifactError(f"{path} cannot be read as JSON ({exc}); the run is corrupt") from None
 
 
-def verify_manifest(run_dir: Path) -> dict[str, str]:
+def verify_manifest(run_dir: Path, required: tuple[str, ...] = REQUIRED) -> dict[str, str]:
     """Check every file listed in the manifest against its SHA-256; return the listing.
 
     A symbolic link among them is refused: a run is a folder of its own files, and a link
@@ -286,7 +313,7 @@ def verify_manifest(run_dir: Path) -> dict[str, str]:
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
         raise ArtifactError(f"{run_dir / MANIFEST} has no file list; the run is corrupt")
-    for name in REQUIRED:
+    for name in required:
         if name not in files:
             raise ArtifactError(f"{run_dir}: the manifest does not list {name}; the run is corrupt")
     for name, expected in files.items():
@@ -363,6 +390,26 @@ def load_run(run_dir: Path) -> tuple[Recommender, dict[str, Any]]:
     info = {k: run.get(k) for k in ("model", "dataset", "split", "seed", "objective") if k in run}
     objective = run.get("objective") or "rating"
     return Recommender(model, encoder, fallback, seen, items, objective=objective, info=info), run
+
+
+def read_validation(run_dir: Path, run: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The validation predictions of the run in ``run_dir`` (``run``: its ``run.json``), checked
+    against the manifest and :func:`movierec.run_checks.check_validation`; None when the run
+    has none (no carve-out, a ranking run, a resumed refit, or saved before they were kept).
+
+    Raises:
+        ArtifactError: The file does not match the manifest, cannot be read, or does not hold
+            what it must.
+    """
+    run_dir = Path(run_dir)
+    if VALIDATION not in verify_manifest(run_dir):
+        return None
+    path = run_dir / VALIDATION
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc}); the run is corrupt") from None
+    return check_validation(frame, tuple(run["rating_scale"]), path)
 
 
 def _read_weights(path: Path, n_users: int, n_items: int) -> dict[str, torch.Tensor]:

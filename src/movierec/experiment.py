@@ -82,6 +82,8 @@ class TrainedRun:
             **self.epoch_facts,
             # What the run cost, beside each other (issue 16): the final fit and its test.
             **{k: self.metrics[k] for k in TIMINGS if k in self.metrics},
+            # How to rebuild its data and split (a blend scores its members' test set anew).
+            "job": self.job.context(),
         }
 
     @property

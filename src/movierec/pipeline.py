@@ -46,12 +46,15 @@ class Prepared:
     Attributes:
         data: The dataset (metadata, rating scale, provenance).
         split: The train/test split (raw IDs); the test part is only read by evaluation.
-        n_valid: Rows of the validation carve-out (its frame is not kept: the tensors are all
-            training needs, and at 25M ratings the frame costs 0.5 GiB).
+        n_valid: Rows of the validation carve-out.
         encoder: Raw ID <-> index maps, fitted on the ratings the model learns from.
         fit_tensors: The ratings the model learns from.
         valid_tensors: The validation carve-out (early stopping); may be empty.
         seen: Every training-part item of each user (left out of recommendations).
+        valid_pairs: The carve-out's raw ``user_id``, ``item_id`` and ``rating`` (no
+            timestamps: 20 bytes a row, 50 MB at 25M ratings), every row, those the fit part
+            lacks included: what the run's validation predictions
+            (:func:`validation_predictions`, a blend's training rows) are made for.
     """
 
     data: RatingsData
@@ -61,6 +64,7 @@ class Prepared:
     fit_tensors: RatingTensors
     valid_tensors: RatingTensors
     seen: SeenItems
+    valid_pairs: pd.DataFrame
 
 
 def prepare(
@@ -168,7 +172,30 @@ def prepare_split(
         fit_tensors,
         RatingTensors.from_frame(valid_frame, encoder),
         seen,
+        valid_frame[list(VALIDATION_KEYS)].reset_index(drop=True),
     )
+
+
+VALIDATION_KEYS = ("user_id", "item_id", "rating")  # a carve-out row, as the blend reads it
+
+
+def validation_predictions(recommender: Recommender, prepared: Prepared) -> pd.DataFrame | None:
+    """``recommender``'s predictions for ``prepared``'s validation carve-out: ``user_id``,
+    ``item_id``, ``rating`` (raw IDs, the true rating) and ``prediction`` (float64, as
+    :meth:`Recommender.predict` answers: the bias fallback for pairs the fit part lacks,
+    clipped to the scale); None without a carve-out or for a run that ranks (no ratings).
+
+    Made by the model that trained on the fit part only, so a blend
+    (:mod:`movierec.blend`) can learn its weights on rows none of its members learnt from.
+    """
+    if not prepared.n_valid or not recommender.predicts_ratings:
+        return None
+    pairs = prepared.valid_pairs
+    frame = pairs.copy()
+    frame["prediction"] = recommender.predict(
+        pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy()
+    )
+    return frame
 
 
 def fit_recommender(
@@ -314,7 +341,7 @@ def _fit_on_everything(
     """
     trains = _trains(spec, prepared)
     check_refit(spec, trains)
-    facts = _chosen_epochs(prepared, spec, options, trains, fit_args.get("resume"))
+    facts, held_out = _chosen_epochs(prepared, spec, options, trains, fit_args.get("resume"))
     chosen = None
     if facts["epochs_from"] == "validation":
         validation = facts["validation"]
@@ -331,6 +358,8 @@ def _fit_on_everything(
     if fit_args.get("context") is not None:  # what a resumed refit reads back
         fit_args["context"] = {**fit_args["context"], CHOSEN_KEY: facts}
     recommender = _fit(prepared, spec, options, chosen=chosen, **fit_args)
+    # The refit model has learnt the carve-out: the validation run's predictions stand for it.
+    recommender.validation = held_out
     facts = {k: v for k, v in facts.items() if k != "epochs_best"}
     recommender.info.update(facts)
     if prepared.split.has_test:
@@ -347,20 +376,23 @@ def _chosen_epochs(
     options: RunOptions,
     trains: bool,
     resume: TrainingState | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """How many epochs the run on the whole training part trains, and what chose them.
 
     A resumed run takes the choice its checkpoint recorded; otherwise a validation run on
     ``prepared``'s carve-out chooses (``epochs_best``: the epoch whose weights it kept, the
-    ranking half's with a tower; ``epochs``: how many the final run trains).
+    ranking half's with a tower; ``epochs``: how many the final run trains). Second: that
+    run's predictions for the carve-out (:func:`validation_predictions`; None without a
+    validation run, a resumed refit's included: its validation run is not repeated).
     """
     if resume is not None and CHOSEN_KEY in resume.context:
-        return dict(resume.context[CHOSEN_KEY])
+        return dict(resume.context[CHOSEN_KEY]), None
     if not trains:
-        return {"epochs_from": "closed form", "epochs": 0}
+        return {"epochs_from": "closed form", "epochs": 0}, None
     if not prepared.n_valid:
-        return {"epochs_from": "--epochs", "epochs": spec.train.epochs}
-    first = _fit(prepared, spec, options).training
+        return {"epochs_from": "--epochs", "epochs": spec.train.epochs}, None
+    early = _fit(prepared, spec, options)
+    first = early.training
     best = first.best_epoch or len(first.history) or spec.train.epochs
     validation = {
         "n_valid": prepared.n_valid,
@@ -372,12 +404,13 @@ def _chosen_epochs(
         validation["rating_best_epoch"] = first.rating_best_epoch
     validation["history"] = first.history_rows()
     epochs = ChosenEpochs(best, first.rating_best_epoch).total
-    return {
+    facts = {
         "epochs_from": "validation",
         "epochs": epochs,
         "epochs_best": best,
         "validation": validation,
     }
+    return facts, early.validation
 
 
 def _trains(spec: ModelSpec, prepared: Prepared) -> bool:
@@ -461,7 +494,7 @@ def _fit(
         encoder.n_users,
         encoder.n_items,
     )
-    return Recommender(
+    recommender = Recommender(
         model,
         encoder,
         fallback,
@@ -477,6 +510,8 @@ def _fit(
         training=result,
         spec=spec,
     )
+    recommender.validation = validation_predictions(recommender, prepared)
+    return recommender
 
 
 def side_features(

@@ -19,6 +19,8 @@ and what to do:
 - :func:`check_seen`: the seen-items CSR arrays are well formed (``indptr`` starts at 0, never
   decreases, ends at ``len(indices)``; indices inside the catalogue).
 - :func:`check_items`: ``items.json`` is a list of flat records with an ID, a title and genres.
+- :func:`check_validation`: ``validation.parquet`` holds rows of ``user_id``, ``item_id``,
+  ``rating``, ``prediction``, the last two finite numbers inside the rating scale.
 """
 
 from __future__ import annotations
@@ -236,3 +238,39 @@ def check_items(records: Any, path: Path) -> pd.DataFrame:
         if nested := [k for k, v in record.items() if isinstance(v, list | dict)]:
             raise ArtifactError(f"{path}: record {row} nests a value under {nested[0]!r}; {FIX}")
     return pd.DataFrame.from_records(records, columns=None if records else list(ITEM_FIELDS))
+
+
+VALIDATION_COLUMNS = ("user_id", "item_id", "rating", "prediction")
+
+
+def check_validation(
+    frame: pd.DataFrame, rating_scale: tuple[float, float], path: Path
+) -> pd.DataFrame:
+    """``frame`` (a run's ``validation.parquet``) if it holds what a blend fits on.
+
+    Raises:
+        ArtifactError: Its columns are not :data:`VALIDATION_COLUMNS`, it has no rows, or a
+            rating or prediction is not a finite number inside ``rating_scale``.
+    """
+    if tuple(frame.columns) != VALIDATION_COLUMNS:
+        raise ArtifactError(
+            f"{path} has columns {list(frame.columns)}, expected {list(VALIDATION_COLUMNS)}; {FIX}"
+        )
+    if frame.empty:
+        raise ArtifactError(f"{path} holds no rows; {FIX}")
+    low, high = rating_scale
+    for name in ("rating", "prediction"):
+        values = frame[name]
+        if not pd.api.types.is_float_dtype(values.dtype) and not pd.api.types.is_integer_dtype(
+            values.dtype
+        ):
+            raise ArtifactError(f"{path}: {name} is {values.dtype}, not numbers; {FIX}")
+        array = values.to_numpy(dtype="float64")
+        inside = (array >= low - 1e-6) & (array <= high + 1e-6)  # NaN is never inside
+        if not inside.all():
+            row = int((~inside).argmax())
+            raise ArtifactError(
+                f"{path}: row {row} has {name} {float(array[row])}, outside the rating scale "
+                f"[{low}, {high}]; {FIX}"
+            )
+    return frame

@@ -11,6 +11,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -222,3 +223,32 @@ def test_epochs_given_on_every_rating_are_trained_even_when_the_config_refits(
     assert [call["epochs"] for call in spy.calls] == [3]
     assert len(spy.calls[0]["train"]) == len(data.ratings)
     assert run.metrics["epochs_from"] == "--epochs"
+
+
+def test_a_refit_keeps_the_validation_predictions_of_its_model_before_the_refit(data):
+    """The refit model has learnt the carve-out; the blend's rows must come from the model
+    that had not: the early-stopped one, which a plain run of the same seed is."""
+    plain = fit_recommender(data, _spec(refit=False), ONE_THREAD, split=SPLIT)
+    refit = fit_recommender(data, _spec(), ONE_THREAD, split=SPLIT)
+    before, kept = plain.validation, refit.validation
+    prepared = prepare(data, SPLIT, seed=0, validation_fraction=FRACTION)
+    assert len(kept) == prepared.n_valid and list(kept.columns) == [
+        "user_id",
+        "item_id",
+        "rating",
+        "prediction",
+    ]
+    users, items = kept["user_id"].to_numpy(), kept["item_id"].to_numpy()
+    assert kept["prediction"].tolist() == before["prediction"].tolist()
+    np.testing.assert_allclose(before["prediction"], plain.predict(users, items))
+    # The refit model answers otherwise on those rows: it trained on them.
+    now = refit.predict(users, items)
+    assert np.abs(now - kept["prediction"].to_numpy()).mean() > 1e-3
+    assert np.mean((now - kept["rating"]) ** 2) < np.mean(
+        (kept["prediction"] - kept["rating"]) ** 2
+    )
+
+
+def test_a_ranking_run_keeps_no_validation_predictions(data):
+    ranking = fit_recommender(data, _spec(refit=False, objective="bpr"), ONE_THREAD, split=SPLIT)
+    assert ranking.validation is None

@@ -1,7 +1,7 @@
 """The ``movierec`` command line: parse, delegate, print. No logic of its own.
 
 One module per command group, in the shape of LensKit's ``cli/``: :mod:`~movierec.cli.data`
-(datasets, fetch, synth), :mod:`~movierec.cli.train` (train, compare, evaluate),
+(datasets, fetch, synth), :mod:`~movierec.cli.train` (train, compare, evaluate, blend),
 :mod:`~movierec.cli.query` (recommend, similar, predict), :mod:`~movierec.cli.serve` and
 :mod:`~movierec.cli.tune` (tune, benchmark). Shared options are declared once in
 :mod:`~movierec.cli.options`; errors, JSON and tables are printed by :mod:`~movierec.cli.output`.
@@ -54,6 +54,7 @@ for _command in (
     train.train,
     train.compare,
     train.evaluate,
+    train.blend,
     query.recommend,
     query.similar,
     query.predict,

@@ -168,6 +168,7 @@ NUMBER_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "--chunk-size": (1, None, True),
     "--checkpoint-minutes": (0, None, False),
     "--score-budget-mib": (0, None, True),
+    "--alpha": (0, None, True),
 }
 
 

@@ -155,6 +155,37 @@ def benchmark_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
+def blend_table(report: dict[str, Any]) -> Table:
+    """A blend's members and the blend: weight, validation RMSE (carve-out), test RMSE, MAE."""
+    title = (
+        f"blend of {len(report['members'])} runs (intercept {report['intercept']:.3f}, "
+        f"alpha {report['alpha']:g})"
+    )
+    table = Table(title=title)
+    for header in ("member", "model", "weight", "valid RMSE", "test RMSE", "test MAE"):
+        table.add_column(header, justify="left" if header in ("member", "model") else "right")
+    test, valid = report["test"], report["validation_rmse"]
+    for member in report["members"]:
+        name = member["name"]
+        table.add_row(
+            name,
+            member["model"],
+            f"{member['weight']:.3f}",
+            fmt(valid[name]),
+            fmt(test[name]["rmse"]),
+            fmt(test[name]["mae"]),
+        )
+    table.add_row(
+        "blend",
+        "-",
+        "-",
+        fmt(valid["blend"]),
+        fmt(test["blend"]["rmse"]),
+        fmt(test["blend"]["mae"]),
+    )
+    return table
+
+
 def _pm(mean: float | None, sd: float | None, digits: int = 4) -> str:
     if mean is None:
         return "-"

@@ -1,4 +1,5 @@
-"""Training and evaluation: ``train`` one model, ``compare`` several, ``evaluate`` a saved run."""
+"""Training and evaluation: ``train`` one model, ``compare`` several, ``evaluate`` a saved run,
+``blend`` several saved runs."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from movierec.cli.options import (
     TRAIN_CONFIG,
     K,
 )
-from movierec.cli.output import metrics_table, out, print_json, user_errors
+from movierec.cli.output import blend_table, metrics_table, out, print_json, user_errors
 from movierec.errors import ConfigError
 
 
@@ -291,3 +292,38 @@ def evaluate(
         print_json(metrics)
         return
     out.print(metrics_table([metrics], k, f"{metrics['dataset']} / split {metrics['split']}"))
+
+
+@user_errors
+def blend(
+    runs: list[Path] | None = typer.Argument(
+        None, help="Run directories of one dataset, split and seed (at least two)."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder to write: blend.json and the test predictions."
+    ),
+    alpha: float | None = typer.Option(
+        None,
+        "--alpha",
+        help="Ridge penalty on the weights (default: chosen by 5-fold cross-validation on "
+        "the validation carve-out).",
+    ),
+    overwrite: bool = OVERWRITE,
+    as_json: bool = JSON,
+) -> None:
+    """Blend several runs' rating predictions: ridge weights fitted on their shared validation
+    carve-out only (the models that never saw it), then scored once on their test set.
+
+    Each run must predict ratings and hold its validation predictions (runs trained with a
+    validation carve-out keep them; a refit run keeps those of its model before the refit).
+    """
+    from movierec.blend import blend_runs
+
+    if out_dir is None:
+        raise ConfigError("--out is required: the folder the blend is written to")
+    report = blend_runs(runs or [], out_dir, alpha=alpha, overwrite=overwrite)
+    if as_json:
+        print_json(report)
+        return
+    out.print(blend_table(report), highlight=False)
+    out.print(f"blend saved to {out_dir}", highlight=False)

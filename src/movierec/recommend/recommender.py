@@ -62,6 +62,13 @@ class Recommender(Ranking):
             per-pair network use it (the EmbeddingNet's layers after the first); rating
             predictions and RMSE are float32 whatever it says.
 
+    Attributes:
+        validation: For a recommender just trained with a validation carve-out, the
+            predictions for it of the model that never learnt from it (the early-stopped
+            model, before a refit): ``user_id``, ``item_id``, ``rating``, ``prediction``
+            (:func:`movierec.pipeline.validation_predictions`); saved as the run's
+            ``validation.parquet``, a blend's training rows. None otherwise.
+
     Raises:
         ConfigError: An unknown objective.
     """
@@ -95,6 +102,7 @@ class Recommender(Ranking):
         self.info = dict(info or {})
         self.training = training
         self.spec = spec
+        self.validation: pd.DataFrame | None = None
         self._titles, self._genres = self._align_metadata(items)
         self._similarity = SimilaritySources(
             self.model, seen, self.info.get("model", type(self.model).__name__)

@@ -1,0 +1,413 @@
+"""Stacking: a ridge blend of several runs' rating predictions (``movierec blend``).
+
+Each run directory trained with a validation carve-out keeps the predictions for it of the
+model that never learnt from it (``validation.parquet``: the early-stopped model, before a
+refit). Runs of one dataset, split, seed and validation fraction share that carve-out, so their
+predictions for it are rows none of them learnt from: a linear blend fitted there
+
+    blend(u, i) = intercept + sum_m weight_m * prediction_m(u, i), clipped to the rating scale
+
+is honest, and the test set is read once, to score it. The weights minimise the mean squared
+error plus ``alpha * |weights|^2`` (the intercept is not penalised; numpy's closed form), with
+``alpha`` chosen by k-fold cross-validation within the carve-out (:func:`choose_alpha`) unless
+given.
+
+From Python::
+
+    blend = fit_blend(["runs/autorec", "runs/svdpp"])   # weights from the carve-out only
+    blend.predict([196, 186], [242, 302])               # float64 ratings, raw IDs
+    report = blend_runs(["runs/autorec", "runs/svdpp"], "runs/blend")  # + test set, files
+
+A blend is scored and saved, and ``load_blend`` rebuilds it for Python; serving one over HTTP
+is not supported (``movierec serve`` serves one run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from movierec.errors import ArtifactError, ConfigError
+
+BLEND_FILE = "blend.json"
+PREDICTIONS = "test_predictions.parquet"
+ALPHAS = (0.0, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)  # penalties cross-validated
+FOLDS = 5
+# What members must share: their carve-out and test set are the same rows only then.
+SHARED = ("dataset", "data_source", "split", "seed", "validation_fraction", "rating_scale")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a blend: its directory, ``run.json``, the loaded recommender and its
+    validation predictions (``user_id``, ``item_id``, ``rating``, ``prediction``)."""
+
+    path: Path
+    run: dict[str, Any]
+    recommender: Any  # movierec.recommend.Recommender (imported lazily: torch)
+    validation: pd.DataFrame
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a member is: the facts :data:`SHARED` plus its model and a digest of its
+        manifest (which pins every file of the run)."""
+        run = self.run
+        return {
+            "path": str(self.path),
+            "model": run.get("model"),
+            "refit": bool(run.get("refit", False)),
+            **{key: shared_fact(run, key) for key in SHARED},
+            "manifest_sha256": hashlib.sha256(
+                (self.path / "manifest.json").read_bytes()
+            ).hexdigest(),
+        }
+
+
+def shared_fact(run: dict[str, Any], key: str) -> Any:
+    """One of :data:`SHARED` from a ``run.json``."""
+    if key == "validation_fraction":
+        return run.get("train_config", {}).get("validation_fraction")
+    return run.get(key)
+
+
+def load_member(path: str | Path) -> Member:
+    """A run directory as a blend member.
+
+    Raises:
+        ArtifactError: It is not a sound run (:func:`movierec.artifacts.load_run`).
+        ConfigError: It predicts ranking scores, not ratings, or holds no validation
+            predictions (how to get them: retrain).
+    """
+    from movierec.artifacts import load_run, read_validation
+
+    path = Path(path)
+    recommender, run = load_run(path)
+    if not recommender.predicts_ratings:
+        raise ConfigError(
+            f"run {path} ({run['model']}, objective {recommender.objective}) predicts ranking "
+            "scores, not ratings: a blend combines rating predictions; leave it out, or train "
+            "it with --objective rating or joint"
+        )
+    validation = read_validation(path, run)
+    if validation is None:
+        raise ConfigError(
+            f"run {path} holds no validation predictions (validation.parquet): it was trained "
+            "without a validation carve-out, resumed from a refit's checkpoint, or saved by an "
+            "older movierec; retrain it with `movierec train ... --out` and [train] "
+            "validation_fraction > 0"
+        )
+    return Member(path, run, recommender, validation)
+
+
+def check_members(members: Sequence[Member]) -> None:
+    """Refuse members that do not share one carve-out and one test set.
+
+    Raises:
+        ConfigError: Fewer than two members, or two that differ in dataset, data source,
+            split, seed, validation fraction or rating scale, or whose carve-outs differ.
+    """
+    _enough(len(members))
+    first = members[0]
+    for member in members[1:]:
+        for key in SHARED:
+            ours, theirs = shared_fact(first.run, key), shared_fact(member.run, key)
+            if ours != theirs:
+                raise ConfigError(
+                    f"runs {first.path} and {member.path} differ in {key} ({ours!r} vs "
+                    f"{theirs!r}): a blend's runs must share the dataset, split, seed and "
+                    "validation fraction (one carve-out, one test set); retrain them alike"
+                )
+        if not _same_rows(first.validation, member.validation):
+            raise ConfigError(
+                f"runs {first.path} and {member.path} were validated on different carve-outs "
+                "(their validation rows differ) although their run.json agree: the data "
+                "changed between them; retrain them on the same data"
+            )
+
+
+def _enough(n_runs: int) -> None:
+    if n_runs < 2:
+        raise ConfigError(
+            f"a blend needs at least 2 runs, got {n_runs}; give several run directories: "
+            "movierec blend RUN RUN ... --out DIR"
+        )
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(
+        np.array_equal(a[name].to_numpy(), b[name].to_numpy())
+        for name in ("user_id", "item_id", "rating")
+    )
+
+
+def ridge(predictions: np.ndarray, target: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Weights and intercept minimising ``mean((target - b - X w)^2) + alpha * |w|^2``.
+
+    Args:
+        predictions: ``X``, float64 ``[N, M]`` (one column per member).
+        target: float64 ``[N]``.
+        alpha: The penalty on the weights (>= 0; 0 is least squares); the intercept is not
+            penalised (the columns are centred first).
+
+    Returns:
+        ``(weights [M], intercept)``.
+    """
+    x_mean, y_mean = predictions.mean(axis=0), float(target.mean())
+    centred = predictions - x_mean
+    n, m = predictions.shape
+    gram = centred.T @ centred / n + alpha * np.eye(m)
+    # lstsq: exact duplicates among the members make the Gram matrix singular at alpha 0.
+    weights = np.linalg.lstsq(gram, centred.T @ (target - y_mean) / n, rcond=None)[0]
+    return weights, y_mean - float(x_mean @ weights)
+
+
+def choose_alpha(
+    predictions: np.ndarray,
+    target: np.ndarray,
+    alphas: Sequence[float] = ALPHAS,
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> float:
+    """The penalty of ``alphas`` with the lowest ``folds``-fold cross-validated squared error
+    (rows shuffled with ``seed``; the smaller penalty on a tie). Cheap: one M x M solve per
+    fold and penalty."""
+    order = np.random.default_rng(seed).permutation(len(target))
+    parts = np.array_split(order, folds)
+    errors = []
+    for alpha in alphas:
+        squared = 0.0
+        for part in parts:
+            kept = np.ones(len(target), dtype=bool)
+            kept[part] = False
+            weights, intercept = ridge(predictions[kept], target[kept], alpha)
+            squared += float(((predictions[part] @ weights + intercept - target[part]) ** 2).sum())
+        errors.append(squared)
+    return float(alphas[int(np.argmin(errors))])
+
+
+@dataclass
+class Blend:
+    """A fitted blend: its members, their weights and the intercept.
+
+    Attributes:
+        members: The runs, in the order of ``weights``.
+        weights: float64 ``[M]``.
+        intercept: Added to the weighted sum.
+        alpha: The penalty the weights were fitted with.
+        alpha_from: ``"cross-validation"`` or ``"--alpha"``.
+        validation_rmse: On the carve-out: the blend's (in-sample: its weights were fitted
+            there) and each member's, by name.
+    """
+
+    members: list[Member]
+    weights: np.ndarray
+    intercept: float
+    alpha: float
+    alpha_from: str
+    validation_rmse: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """A name per member: its folder's name, the whole path where two share one."""
+        names = [m.path.name for m in self.members]
+        if len(set(names)) < len(names):
+            return [str(m.path) for m in self.members]
+        return names
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        return self.members[0].recommender.rating_scale
+
+    def member_predictions(self, user_ids: Any, item_ids: Any) -> np.ndarray:
+        """Every member's predictions for the pairs (float64 ``[N, M]``; the bias fallback for
+        IDs a member never saw)."""
+        return np.column_stack([m.recommender.predict(user_ids, item_ids) for m in self.members])
+
+    def combine(self, predictions: np.ndarray) -> np.ndarray:
+        """The blend of members' predictions ``[N, M]``: float64 ``[N]``, clipped."""
+        return np.clip(predictions @ self.weights + self.intercept, *self.rating_scale)
+
+    def predict(self, user_ids: Any, item_ids: Any) -> np.ndarray:
+        """Blended ratings for pairs of raw IDs (float64 ``[N]``)."""
+        return self.combine(self.member_predictions(user_ids, item_ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``blend.json``'s description of the blend (without test metrics)."""
+        return {
+            "members": [
+                {"name": name, "weight": float(w), **m.identity}
+                for name, w, m in zip(self.names, self.weights, self.members, strict=True)
+            ],
+            "intercept": self.intercept,
+            "alpha": self.alpha,
+            "alpha_from": self.alpha_from,
+            "n_validation": len(self.members[0].validation),
+            "validation_rmse": self.validation_rmse,
+        }
+
+
+def fit_blend(runs: Sequence[str | Path], *, alpha: float | None = None) -> Blend:
+    """Load ``runs`` and fit their blend on their shared validation carve-out only.
+
+    Args:
+        runs: Run directories of one dataset, split, seed and validation fraction, each
+            predicting ratings and holding its validation predictions.
+        alpha: The ridge penalty (None: chosen by :func:`choose_alpha`).
+
+    Raises:
+        ConfigError: See :func:`load_member` and :func:`check_members`; a negative alpha.
+        ArtifactError: A run directory is not sound.
+    """
+    from movierec.evaluate.metrics import rmse
+
+    if alpha is not None and not (np.isfinite(alpha) and alpha >= 0):
+        raise ConfigError(f"--alpha must be a number >= 0, got {alpha}")
+    _enough(len(runs))  # before any run is loaded
+    members = [load_member(path) for path in runs]
+    check_members(members)
+    target = members[0].validation["rating"].to_numpy(dtype=np.float64)
+    predictions = np.column_stack(
+        [m.validation["prediction"].to_numpy(dtype=np.float64) for m in members]
+    )
+    chosen = choose_alpha(predictions, target) if alpha is None else float(alpha)
+    weights, intercept = ridge(predictions, target, chosen)
+    blend = Blend(
+        members, weights, intercept, chosen, "--alpha" if alpha is not None else "cross-validation"
+    )
+    blend.validation_rmse = {
+        "blend": rmse(blend.combine(predictions), target),
+        **{n: rmse(predictions[:, j], target) for j, n in enumerate(blend.names)},
+    }
+    return blend
+
+
+def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
+    """The members' test set, rebuilt as ``movierec evaluate`` does: the data their run.json
+    job names (or ``data``, a :class:`~movierec.data.RatingsData`), split by their split and
+    seed.
+
+    Raises:
+        ConfigError: The runs were trained with ``--split none`` (no test set).
+        ArtifactError: The runs do not record their data and none is given.
+    """
+    from movierec.config import Job
+    from movierec.data.splits import NO_TEST, check_split, make_split
+    from movierec.experiment import load_job_data
+    from movierec.pipeline import default_split
+
+    first = blend.members[0]
+    run = first.run
+    if run.get("split") == NO_TEST:
+        raise ConfigError(
+            f"run {first.path} was trained with --split none: there is no test set to score a "
+            "blend on; blend runs of a split with a test part (u1, random:0.2, ...)"
+        )
+    if data is None:
+        if not isinstance(run.get("job"), dict):
+            raise ArtifactError(
+                f"run {first.path} does not record the data it was trained on (saved from "
+                "Python or by an older movierec); pass data= to blend_runs, or retrain it with "
+                "movierec train"
+            )
+        job = Job.from_context(run["job"], progress=False)
+        data = load_job_data(job)
+    split = make_split(
+        data.ratings, run["split"] or default_split(data), layout=data.layout, seed=run["seed"]
+    )
+    check_split(split)
+    return split.test[["user_id", "item_id", "rating"]].reset_index(drop=True)
+
+
+def score_blend(blend: Blend, test: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+    """RMSE and MAE on ``test`` of the blend and of every member (each predicts it once), and
+    the predictions (``user_id``, ``item_id``, ``rating``, ``blend``, one column per member)."""
+    from movierec.evaluate.metrics import mae, rmse
+
+    users, items = test["user_id"].to_numpy(), test["item_id"].to_numpy()
+    actual = test["rating"].to_numpy(dtype=np.float64)
+    predictions = blend.member_predictions(users, items)
+    blended = blend.combine(predictions)
+    columns = {"blend": blended, **{n: predictions[:, j] for j, n in enumerate(blend.names)}}
+    metrics = {
+        name: {"rmse": rmse(values, actual), "mae": mae(values, actual)}
+        for name, values in columns.items()
+    }
+    frame = test.copy()
+    for name, values in columns.items():
+        frame[name] = values
+    return {"n_test": len(test), **metrics}, frame
+
+
+def blend_runs(
+    runs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    alpha: float | None = None,
+    overwrite: bool = False,
+    data: Any = None,
+) -> dict[str, Any]:
+    """``movierec blend``: fit the blend of ``runs`` on their carve-out, score it once on their
+    test set, and write ``out`` (``blend.json``, ``test_predictions.parquet``, a manifest)
+    atomically.
+
+    Returns:
+        ``blend.json``'s content: members (paths, run identities, weights), intercept, alpha,
+        validation RMSEs and the test metrics of the blend and every member.
+
+    Raises:
+        ConfigError, ArtifactError: See :func:`fit_blend` and :func:`rebuild_test`; ``out``
+            exists and ``overwrite`` is not given (or it is not a movierec folder).
+    """
+    from movierec.artifacts import check_out, write_folder, write_json
+
+    out = check_out(Path(out), overwrite, holds="a blend or run")
+    blend = fit_blend(runs, alpha=alpha)
+    metrics, frame = score_blend(blend, rebuild_test(blend, data))
+    report = {**blend.to_dict(), "test": metrics}
+
+    def fill(folder: Path) -> None:
+        write_json(folder / BLEND_FILE, report)
+        frame.to_parquet(folder / PREDICTIONS, index=False)
+
+    write_folder(out, fill, "the blend")
+    return {**report, "out": str(out)}
+
+
+def load_blend(folder: str | Path) -> Blend:
+    """The blend saved in ``folder`` by :func:`blend_runs`, its members loaded from their run
+    directories (each must still be the run it was: same manifest).
+
+    Raises:
+        ArtifactError: ``folder`` is not a sound blend, or a member changed or is gone.
+    """
+    from movierec.artifacts import read_json, verify_manifest
+
+    folder = Path(folder)
+    if not (folder / BLEND_FILE).is_file():
+        raise ArtifactError(f"{folder} holds no {BLEND_FILE}; write one with movierec blend")
+    verify_manifest(folder, required=(BLEND_FILE,))
+    saved = read_json(folder / BLEND_FILE)
+    members = [load_member(entry["path"]) for entry in saved["members"]]
+    for entry, member in zip(saved["members"], members, strict=True):
+        if member.identity["manifest_sha256"] != entry["manifest_sha256"]:
+            raise ArtifactError(
+                f"run {member.path} changed since the blend in {folder} was fitted (its "
+                "manifest differs); fit the blend again with movierec blend"
+            )
+    weights = np.array([entry["weight"] for entry in saved["members"]], dtype=np.float64)
+    return Blend(
+        members,
+        weights,
+        float(saved["intercept"]),
+        float(saved["alpha"]),
+        saved["alpha_from"],
+        dict(saved["validation_rmse"]),
+    )

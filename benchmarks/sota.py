@@ -2,13 +2,16 @@
 
     python benchmarks/sota.py valid --config configs/ml100k/sparse-fc.toml --set epochs=1000
     python benchmarks/sota.py test --config configs/ml100k/sparse-fc.toml --seed 1 [--refit]
+    python benchmarks/sota.py render     # docs/results.md's sota section from the JSON
 
 ``valid`` trains on u1.base less its 10% validation carve-out (seed as given) and records the
-validation RMSE curve only: the best epoch, the curve every 10 epochs (50 past 300) and the seconds per
-epoch; it never reads u1.test. ``test`` is one ``movierec train`` run (the CLI's own path,
-which touches u1.test once) and records its test RMSE. Both append one record, with the
+validation RMSE curve only: the best epoch, the curve every 10 epochs (50 past 300) and the
+seconds per epoch; it never reads u1.test. ``test`` is one ``movierec train`` run (the CLI's
+own path, which touches u1.test once) and records its test RMSE. Both append one record, with the
 command that produced it, to ``benchmarks/results/sota.json``. ``--set key=value`` overrides
-a ``[model]`` or ``[train]`` option of the config (values as TOML reads them).
+a ``[model]`` or ``[train]`` option of the config (values as TOML reads them). ``render``
+writes the tables of ``docs/results.md`` between ``<!-- sota:start -->`` and
+``<!-- sota:end -->`` from that JSON (the notes above them are :data:`NOTES`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,25 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON_OUT = ROOT / "benchmarks" / "results" / "sota.json"
+RESULTS = ROOT / "docs" / "results.md"
+START, END = "<!-- sota:start -->", "<!-- sota:end -->"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serve import cpu_model  # noqa: E402  (one definition for every benchmark script)
+from marked_section import write_marked_section  # noqa: E402
+
+NOTES = ""  # filled in when the measurements are done
+
+
+def _isa() -> str:
+    """PyTorch's CPU capability, with AMX noted where the CPU has it (bf16 matmuls)."""
+    import torch
+
+    isa = torch.backends.cpu.get_cpu_capability()
+    try:
+        amx = "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        amx = False
+    return f"{isa} + AMX" if amx else isa
 
 
 def _overrides(pairs: list[str], model_fields: set[str]) -> tuple[dict, dict]:
@@ -107,31 +127,85 @@ def test(args: argparse.Namespace) -> dict[str, Any]:
         "rmse": metrics["rmse"],
         "mae": metrics.get("mae"),
         "best_epoch": metrics.get("best_epoch"),
-        "epochs_run": metrics.get("epochs_run"),
+        "epochs": metrics.get("epochs"),
+        "train_seconds": round(metrics["train_seconds"], 1),
+        "validation": metrics.get("validation"),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
 
 
+def render(records: list[dict[str, Any]]) -> str:
+    """The sota section: every validation run, then the test runs by config (mean +- sd)."""
+    lines = [START, "## Sparse FC and GLocal-K against their papers (ml-100k u1)", "", NOTES, ""]
+    lines += [
+        "### Validation (10% carve-out of u1.base, seed 0; u1.test never read)",
+        "",
+        "Each row: `python benchmarks/sota.py valid --config CONFIG --set KEY=VALUE ...` (the "
+        "`--set` column; `optimizer=lbfgs` runs also set `lr=1.0`); s / epoch is the median "
+        "wall time of an epoch with its validation, one thread, on a machine shared with "
+        "other jobs.",
+        "",
+        "| setting | config | --set | best valid RMSE | at epoch | epochs run | s / epoch |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in (r for r in records if r["kind"] == "valid"):
+        sets = " ".join(x.replace('"', "") for x in r["overrides"] if x != "lr=1.0")
+        lines.append(
+            f"| {r['label']} | `{Path(r['config']).name}` | `{sets}` | "
+            f"{r['best_valid_rmse']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
+            f"{r['seconds_per_epoch_median']:.2f} |"
+        )
+    lines += [
+        "",
+        "### Test (u1.test, touched once per run)",
+        "",
+        "| config | refit | seeds | RMSE per seed | mean ± sd | commands |",
+        "|---|---|---|---|---:|---|",
+    ]
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for r in (r for r in records if r["kind"] == "test"):
+        groups.setdefault((r["config"], r["refit"]), []).append(r)
+    for (config, refit), runs in groups.items():
+        rmse = [r["rmse"] for r in runs]
+        sd = statistics.stdev(rmse) if len(rmse) > 1 else 0.0
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        per_seed = " / ".join(f"{x:.4f}" for x in rmse)
+        command = f"python benchmarks/sota.py test --config {config} --seed S"
+        command += " --refit" if refit else ""
+        lines.append(
+            f"| `{config}` | {'yes' if refit else 'no'} | {seeds} | {per_seed} | "
+            f"{statistics.mean(rmse):.4f} ± {sd:.4f} | `{command}` |"
+        )
+    lines.append(END)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("valid", "test"))
-    parser.add_argument("--config", required=True)
+    parser.add_argument("kind", choices=("valid", "test", "render"))
+    parser.add_argument("--config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--refit", action="store_true")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
+    records = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else []
+    if args.kind == "render":
+        write_marked_section(render(records), RESULTS, START, END)
+        return
+    if not args.config:
+        parser.error("--config is required for valid and test runs")
     record = validate(args) if args.kind == "valid" else test(args)
     record.update(
         command="python benchmarks/sota.py " + shlex.join(sys.argv[1:]),
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         cpu=cpu_model(),
+        torch_isa=_isa(),
         python=platform.python_version(),
         load=os.getloadavg()[0],
     )
     print(json.dumps(record))
-    records = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else []
     JSON_OUT.write_text(json.dumps([*records, record], indent=1) + "\n")
 
 

@@ -55,7 +55,14 @@ OBJECTIVES = (
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 JOINT_RANKING_LOSSES = ("bpr", "bce", "softmax")  # kept in step with movierec.train.objectives
 EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.train.optim
+OPTIMIZERS = ("adam", "lbfgs")  # kept in step with movierec.train.optim
 PRECISIONS = ("fp32", "bf16", "auto")  # kept in step with movierec.train.precision
+_LBFGS_NEEDS = {
+    "objective": "objective = 'rating'",
+    "embedding_optimizer": "embedding_optimizer = 'dense'",
+    "weight_decay": "weight_decay = 0 and the model's own reg",
+    "ranking_lr": "no ranking_lr",
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,15 @@ class TrainConfig:
             many epochs, and keep that model (see :func:`movierec.pipeline.fit_recommender`):
             the carve-out's ratings are then learnt from too. Trainable models only, with
             ``validation_fraction`` > 0 (:func:`movierec.pipeline.check_refit`).
+        optimizer: ``adam`` (the default; ``embedding_optimizer`` says which Adam) or
+            ``lbfgs``: full-batch L-BFGS with a strong-Wolfe line search, ``lbfgs_iterations``
+            iterations per epoch from a fresh memory, as the Sparse FC and GLocal-K papers
+            train (:func:`movierec.train.optim.build_lbfgs`). ``lr`` is then the line search's
+            first step length (1 is usual). Only for the ``rating`` objective with one batch
+            per epoch (``batch_size`` >= the training ratings), dense gradients, no
+            ``weight_decay`` (the L2 is the model's penalty) and one process: a line search
+            needs the same function at every evaluation of a step.
+        lbfgs_iterations: L-BFGS iterations per epoch (the papers' 5).
     """
 
     epochs: int = 20
@@ -110,6 +126,8 @@ class TrainConfig:
     joint_ranking_loss: str = "bce"
     ranking_lr: float | None = None
     refit: bool = False
+    optimizer: str = "adam"
+    lbfgs_iterations: int = 5
 
     def __post_init__(self) -> None:
         problems = []
@@ -162,8 +180,32 @@ class TrainConfig:
             )
         if not isinstance(self.refit, bool):  # what it needs is movierec.pipeline.check_refit's
             problems.append(f"refit must be true or false (got {self.refit!r})")
+        problems += self._lbfgs_problems()
         if problems:
             raise ConfigError("invalid training options: " + "; ".join(problems))
+
+    def _lbfgs_problems(self) -> list[str]:
+        """What ``optimizer = "lbfgs"`` cannot train with (the batch size is the Trainer's to
+        check: it needs the number of training ratings)."""
+        if self.optimizer not in OPTIMIZERS:
+            return [f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})"]
+        if self.lbfgs_iterations < 1:
+            return [f"lbfgs_iterations must be >= 1 (got {self.lbfgs_iterations})"]
+        if self.optimizer != "lbfgs":
+            return []
+        refused = {
+            "objective": self.objective != "rating",
+            "embedding_optimizer": self.embedding_optimizer != "dense",
+            "weight_decay": self.weight_decay != 0,
+            "ranking_lr": self.ranking_lr is not None,
+        }
+        return [
+            f"optimizer = 'lbfgs' trains the rating objective full-batch with dense gradients "
+            f"and no Adam options; it cannot take {name} = {getattr(self, name)!r} (use "
+            f"{_LBFGS_NEEDS[name]}, or optimizer = 'adam')"
+            for name, bad in refused.items()
+            if bad
+        ]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:

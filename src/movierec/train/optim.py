@@ -6,7 +6,9 @@ What this module holds:
   parameters (the MLP) and a lazy, row-wise Adam on the embedding tables: a step reads and
   writes only the rows whose gradient it received, so its cost follows the batch, not the
   number of users and items.
-- :func:`build_optimizer`: the optimiser a :class:`~movierec.config.TrainConfig` asks for.
+- :func:`build_optimizer`: the Adam a :class:`~movierec.config.TrainConfig` asks for.
+- :func:`build_lbfgs`: full-batch L-BFGS (``TrainConfig.optimizer = "lbfgs"``), the Sparse FC
+  and GLocal-K papers' optimiser; the trainer drives it with a closure.
 - :func:`sparse_embeddings`: switches every ``nn.Embedding`` of a model to sparse gradients
   for the duration of a fit, and back afterwards.
 - :func:`embedding_parameters`: the tables the row-wise optimiser (and the distributed row
@@ -34,6 +36,7 @@ from torch.optim.adam import adam as functional_adam
 from movierec.errors import ConfigError
 
 EMBEDDING_OPTIMIZERS = ("dense", "row-wise")  # kept in step with movierec.config
+OPTIMIZERS = ("adam", "lbfgs")  # kept in step with movierec.config
 
 
 class RowWiseAdam(torch.optim.Optimizer):
@@ -258,6 +261,26 @@ def build_optimizer(
         group["row_wise"] = all(id(p) in tables for p in group["params"])
         groups.append(group)
     return RowWiseAdam(groups, lr=lr, weight_decay=weight_decay, foreach=foreach, fused=fused)
+
+
+def build_lbfgs(model: nn.Module, lr: float, iterations: int) -> torch.optim.LBFGS:
+    """L-BFGS over every trained parameter: ``iterations`` iterations per ``step(closure)``.
+
+    The line search is strong Wolfe (PyTorch's plain L-BFGS takes fixed steps of ``lr`` after
+    the first, which a loss as curved as an autoencoder's overshoots). ``max_eval`` is left
+    high so that ``iterations`` counts iterations, as SciPy's ``maxiter`` does in the papers'
+    code, not function evaluations (PyTorch's default, ``1.25 * iterations``, would end a
+    step after the first line search that needs two evaluations).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.LBFGS(
+        params,
+        lr=lr,
+        max_iter=iterations,
+        max_eval=iterations * 25,
+        history_size=10,  # SciPy L-BFGS-B's default memory
+        line_search_fn="strong_wolfe",
+    )
 
 
 def _tower_parameters(model: nn.Module) -> dict[int, torch.nn.Parameter]:

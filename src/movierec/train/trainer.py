@@ -9,6 +9,15 @@ so a resumed trainer draws the same permutation, continues at the same position 
 same RNG streams. The epochs, early stopping, history and checkpoint files are
 :func:`movierec.train.loop.fit`'s.
 
+With ``TrainConfig.optimizer = "lbfgs"`` an epoch is one L-BFGS step over the whole training
+set (:meth:`Trainer._lbfgs_batch`): the step function is the closure the line search evaluates,
+every evaluation starts from the buffers the step started with (a model that counts its
+training forwards, as GLocal-K counts its way to fine-tuning, sees one forward per epoch and
+the same function at every evaluation), and the L-BFGS memory starts afresh each epoch, as in
+the papers' code (a SciPy minimise per epoch); so an epoch boundary holds no optimiser state
+and a checkpoint there resumes exactly. Dropout makes every evaluation another function, which
+a line search does not expect: train such models with Adam, or without dropout.
+
 Under torchrun the model is wrapped in ``DistributedDataParallel``; every rank draws the same
 permutation and trains on its own shard with ``batch_size // world_size`` rows per step, so the
 global batch is the single-process one and the learning rate is left unchanged.
@@ -27,6 +36,7 @@ from tqdm.auto import tqdm
 
 from movierec.config import RunOptions, TrainConfig
 from movierec.data.tensors import RatingTensors
+from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.train import distributed, optim, precision
 from movierec.train.negatives import NegativeSampler
@@ -73,6 +83,8 @@ class Trainer:
         self.world = world or distributed.World()
         self.before_step, self.after_step = list(before_step), list(after_step)
         self.row_wise = config.embedding_optimizer == "row-wise"
+        self.lbfgs = config.optimizer == "lbfgs"
+        self._check_lbfgs()
         self.optimizer = self._build_optimizer()
         self.tables = optim.embedding_parameters(model) if self.row_wise else []
         self.autocast_dtype = self._build_precision()
@@ -95,8 +107,28 @@ class Trainer:
 
     # --- setup ---------------------------------------------------------------------------------
 
+    def _check_lbfgs(self) -> None:
+        """A ConfigError where L-BFGS cannot train: mini-batches or several processes (what
+        :class:`TrainConfig` alone cannot see)."""
+        if not self.lbfgs:
+            return
+        n_train = len(self.train)
+        if self.config.batch_size < n_train:
+            raise ConfigError(
+                f"optimizer = 'lbfgs' takes every training rating in one batch, but batch_size "
+                f"is {self.config.batch_size:,} for {n_train:,} ratings; set [train] "
+                f"batch_size >= {n_train:,}, or use optimizer = 'adam' for mini-batches"
+            )
+        if self.world.distributed:
+            raise ConfigError(
+                "optimizer = 'lbfgs' runs in one process (its line search needs the whole "
+                "loss at once); run without torchrun, or use optimizer = 'adam'"
+            )
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        """Adam with coupled weight decay, or row-wise Adam for the embedding tables."""
+        """Adam with coupled weight decay, row-wise Adam for the embedding tables, or L-BFGS."""
+        if self.lbfgs:
+            return optim.build_lbfgs(self.model, self.config.lr, self.config.lbfgs_iterations)
         return optim.build_optimizer(
             self.model,
             self.config.embedding_optimizer,
@@ -247,6 +279,9 @@ class Trainer:
         """One optimiser step on the training rows ``batch`` (int64 ``[B]``)."""
         train = self.train
         users, items = train.user_idx[batch], train.item_idx[batch]
+        if self.lbfgs:
+            self._lbfgs_batch(users, items, train.rating[batch])
+            return
         loss, penalty = self._step(users, items, train.rating[batch])
         total = loss if penalty is None else loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
@@ -256,6 +291,33 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self._loss_sum += loss.detach().float() * batch.shape[0]
+
+    def _lbfgs_batch(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        """One L-BFGS step (``lbfgs_iterations`` iterations) on the whole training set.
+
+        The epoch's loss is that of the first evaluation, at the weights the epoch started
+        from, as Adam's epoch loss is its step's forward before the update.
+        """
+        buffers = list(self.model.buffers())
+        start = [buffer.detach().clone() for buffer in buffers]
+        first: list[torch.Tensor] = []
+
+        def closure() -> torch.Tensor:
+            with torch.no_grad():
+                for buffer, value in zip(buffers, start, strict=True):
+                    buffer.copy_(value)
+            loss, penalty = self._step(users, items, ratings)
+            total = loss if penalty is None else loss + penalty
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if not first:
+                first.append(loss.detach().float())
+            return total
+
+        self.optimizer.step(closure)
+        self.optimizer.state.clear()  # a fresh memory each epoch: nothing to checkpoint
+        self.scheduler.step()
+        self._loss_sum += first[0] * users.shape[0]
 
     # --- state ---------------------------------------------------------------------------------
 

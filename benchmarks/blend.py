@@ -44,6 +44,8 @@ CONFIGS = (
     "configs/ml100k/mf-tuned.toml",
     "configs/ml100k/embedding-net-features.toml",
     "configs/ml100k/embedding-net-tuned.toml",
+    "configs/ml100k/sparse-fc.toml",
+    "configs/ml100k/glocal-k.toml",
 )
 
 

@@ -1,6 +1,9 @@
 """Mixed precision of the training step: resolution, fall-back, and agreement with fp32."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -39,6 +42,20 @@ def test_with_native_bf16_the_forward_runs_in_bf16(monkeypatch):
         assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
     with precision.autocast(CPU, None):
         assert layer(torch.randn(2, 4)).dtype == torch.float32
+
+
+def test_a_process_confined_to_avx2_kernels_has_no_native_bf16():
+    # ATEN_CPU_CAPABILITY=avx2 is how an AVX-512 machine stands in for an AVX2-only one: then
+    # `auto` must train in fp32 as it would there, whatever units the CPU has.
+    script = (
+        "import torch; from movierec.train.precision import native_bf16; "
+        "print(torch.backends.cpu.get_cpu_capability(), native_bf16(torch.device('cpu')))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["AVX2", "False"]
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,12 @@ import contextlib
 import functools
 import itertools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from movierec.config import RunOptions
 
 _HALF_TYPES = (torch.bfloat16, torch.float16)
 # Each float type's mask is built on its bit pattern, read as the signed integer of its width.
@@ -124,6 +128,20 @@ def _fusable_relus(model: torch.nn.Module) -> dict[torch.nn.Dropout, torch.nn.Re
             ):
                 pairs[second] = first
     return pairs
+
+
+def compiles_safely(options: RunOptions, device: torch.device) -> bool:
+    """Whether the cheap masks may run in this fit: not inside a ``torch.compile``'d step on a
+    CPU that PyTorch runs with AVX2 kernels.
+
+    Measured (torch 2.13, ml-100k u1, the article net, ``ATEN_CPU_CAPABILITY=avx2``): the
+    compiled step with these masks gives a NaN loss in the first epoch, with PyTorch's dropout
+    or with Inductor's vectorisation off it trains; on AVX-512 kernels both train. So a compiled
+    fit there keeps PyTorch's dropout (slower masks, right numbers).
+    """
+    if not options.compile or device.type != "cpu":
+        return True
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 @contextlib.contextmanager

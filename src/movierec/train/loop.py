@@ -51,7 +51,7 @@ from movierec.models.base import RatingModel
 from movierec.train import distributed, optim
 from movierec.train.checkpoint import TrainingState, save_checkpoint
 from movierec.train.device import resolve_device
-from movierec.train.dropout import cheap_dropout
+from movierec.train.dropout import cheap_dropout, compiles_safely
 from movierec.train.objectives import predicts_ratings, selects_on_ndcg
 from movierec.train.trainer import Trainer
 from movierec.train.validation import VALID_K, validate
@@ -190,7 +190,7 @@ def fit(
     # The tables' gradients are sparse for this fit only; the flags are restored on exit.
     with (
         optim.sparse_embeddings(model, enabled=row_wise),
-        cheap_dropout(model, enabled=options.use_fast_dropout),
+        cheap_dropout(model, enabled=options.use_fast_dropout and compiles_safely(options, device)),
     ):
         trainer = Trainer(
             model, train, config, options, device, ranks,

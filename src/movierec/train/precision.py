@@ -3,7 +3,8 @@
 What this module holds:
 
 - :func:`native_bf16`: whether a device multiplies bfloat16 matrices in hardware (CUDA with
-  bf16 support; a CPU with AMX tiles or AVX-512 BF16 instructions).
+  bf16 support; a CPU with AMX tiles or AVX-512 BF16 instructions that PyTorch dispatches
+  AVX-512 kernels on).
 - :func:`resolve_precision`: ``fp32`` / ``bf16`` / ``auto`` -> the autocast dtype or None,
   with a one-line warning when bf16 was asked for and the device cannot do it natively.
 - :func:`autocast`: the ``torch.autocast`` context for the training forward and loss (a no-op
@@ -32,6 +33,11 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if device.type == "cpu":
+        # ATEN_CPU_CAPABILITY=avx2 (or default) confines PyTorch to AVX2 kernels: the units
+        # may exist but this process is told not to use them (how an AVX-512 machine stands in
+        # for an AVX2-only one: benchmarks/bench.py --isa avx2).
+        if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+            return False
         cpu = getattr(torch, "cpu", None)
         checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
         return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)

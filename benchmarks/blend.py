@@ -136,7 +136,10 @@ def blend_seed(runs: list[Path], out: Path) -> dict[str, Any]:
 
     from movierec.blend import PREDICTIONS, blend_runs
 
-    report = blend_runs(runs, out, overwrite=True)
+    report = blend_runs(runs, out, overwrite=True)  # features: auto (the carve-out decides)
+    # For reference: the plain ridge blend (one weight per member) of the same runs.
+    plain = blend_runs(runs, out.with_name(out.name + "-plain"), features="none", overwrite=True)
+    report["plain"] = {key: plain[key] for key in ("test", "validation_rmse", "alpha", "cv_rmse")}
     # For reference: the plain mean of the members (no fitted weights), on the same test rows.
     frame = pd.read_parquet(out / PREDICTIONS)
     names = [m["name"] for m in report["members"]]
@@ -190,7 +193,23 @@ def render(payload: dict[str, Any]) -> str:
         "intercept on the members' predictions "
         "for the carve-out, made by the early-stopped models that never saw it (before the "
         "refit), its penalty chosen by 5-fold cross-validation within the carve-out; then it "
-        "combines the refit models' test predictions, clipped to 1-5. The test set is read "
+        "combines the refit models' test predictions, clipped to 1-5. By default (`--features "
+        "auto`) the weights may also move linearly with four facts of the user and the item "
+        "(log number of ratings, rating deviation, from the ratings the early-stopped models "
+        "learnt from): feature-weighted linear stacking, kept only where it cross-validates "
+        "better than one weight per member within the carve-out (chosen there: "
+        + "; ".join(
+            f"{unit_label(s, folds)} "
+            + ("features" if s["blend"].get("features") else "plain")
+            + (
+                f" {s['blend']['cv_rmse']['features']:.4f} vs plain "
+                f"{s['blend']['cv_rmse']['plain']:.4f}"
+                if "features" in s["blend"].get("cv_rmse", {})
+                else ""
+            )
+            for s in by_seed
+        )
+        + "). The blend with plain weights is the row below it. The test set is read "
         f"once per number. Mean ± sd over {over}.",
         "",
         f"| model | {'test' if folds else 'u1 test'} RMSE | MAE | validation RMSE (carve-out, "
@@ -215,6 +234,18 @@ def render(payload: dict[str, Any]) -> str:
         f"{cell([b['validation_rmse']['blend'] for b in blends])} | intercept "
         f"{cell([b['intercept'] for b in blends], 3)}, alpha "
         f"{', '.join(format(b['alpha'], 'g') for b in blends)} | `movierec blend` |",
+        *(
+            [
+                f"| blend of the {len(names)}, plain weights (`--features none`) | "
+                f"{cell([b['plain']['test']['blend']['rmse'] for b in blends])} | "
+                f"{cell([b['plain']['test']['blend']['mae'] for b in blends])} | "
+                f"{cell([b['plain']['validation_rmse']['blend'] for b in blends])} | alpha "
+                f"{', '.join(format(b['plain']['alpha'], 'g') for b in blends)} | "
+                "`movierec blend --features none` |"
+            ]
+            if all("plain" in b for b in blends)
+            else []
+        ),
         f"| mean of the {len(names)} (equal weights, nothing fitted) | "
         f"{cell([b['test']['mean_of_members']['rmse'] for b in blends])} | "
         f"{cell([b['test']['mean_of_members']['mae'] for b in blends])} | - | "
@@ -223,7 +254,12 @@ def render(payload: dict[str, Any]) -> str:
         ("Per fold" if folds else "Per seed")
         + " (test RMSE): "
         + "; ".join(
-            f"{unit_label(s, folds)}: blend {s['blend']['test']['blend']['rmse']:.4f}, "
+            f"{unit_label(s, folds)}: blend {s['blend']['test']['blend']['rmse']:.4f}"
+            + (
+                f" (plain weights {s['blend']['plain']['test']['blend']['rmse']:.4f}), "
+                if "plain" in s["blend"]
+                else ", "
+            )
             + ", ".join(f"{n} {s['members'][n]['rmse']:.4f}" for n in names)
             for s in by_seed
         )

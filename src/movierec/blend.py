@@ -12,6 +12,12 @@ error plus ``alpha * |weights|^2`` (the intercept is not penalised; numpy's clos
 ``alpha`` chosen by k-fold cross-validation within the carve-out (:func:`choose_alpha`) unless
 given.
 
+With meta-features (``--features``, :mod:`movierec.blend_features`) each weight also moves
+linearly with a few facts about the user and the item (their number of ratings and spread):
+feature-weighted linear stacking, still a ridge regression on the carve-out. By default
+(``auto``) the carve-out decides: the plain and the feature-weighted blend are each
+cross-validated there, and the lower error is kept.
+
 From Python::
 
     blend = fit_blend(["runs/autorec", "runs/svdpp"])   # weights from the carve-out only
@@ -33,6 +39,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec.blend_features import (
+    META_FEATURES,
+    MetaFeatures,
+    design,
+    learnt_part,
+    parse_features,
+)
 from movierec.errors import ArtifactError, ConfigError
 
 BLEND_FILE = "blend.json"
@@ -179,6 +192,18 @@ def choose_alpha(
     """The penalty of ``alphas`` with the lowest ``folds``-fold cross-validated squared error
     (rows shuffled with ``seed``; the smaller penalty on a tie). Cheap: one M x M solve per
     fold and penalty."""
+    return cross_validate(predictions, target, alphas, folds, seed)[0]
+
+
+def cross_validate(
+    predictions: np.ndarray,
+    target: np.ndarray,
+    alphas: Sequence[float] = ALPHAS,
+    folds: int = FOLDS,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The best penalty of ``alphas`` (see :func:`choose_alpha`) and its cross-validated
+    RMSE."""
     order = np.random.default_rng(seed).permutation(len(target))
     parts = np.array_split(order, folds)
     errors = []
@@ -190,7 +215,8 @@ def choose_alpha(
             weights, intercept = ridge(predictions[kept], target[kept], alpha)
             squared += float(((predictions[part] @ weights + intercept - target[part]) ** 2).sum())
         errors.append(squared)
-    return float(alphas[int(np.argmin(errors))])
+    best = int(np.argmin(errors))
+    return float(alphas[best]), float(np.sqrt(errors[best] / len(target)))
 
 
 @dataclass
@@ -205,6 +231,12 @@ class Blend:
         alpha_from: ``"cross-validation"`` or ``"--alpha"``.
         validation_rmse: On the carve-out: the blend's (in-sample: its weights were fitted
             there) and each member's, by name.
+        features: The meta-features the weights move with (None: a plain blend); ``weights``
+            then holds, after the M members' own weights, each member's weight per feature
+            (member-major) and each feature's own (:func:`movierec.blend_features.design`).
+        features_from: ``"cross-validation"`` (``auto``) or ``"--features"``.
+        cv_rmse: The carve-out's cross-validated RMSE of the blends compared (``plain``,
+            ``features``), at their best penalty.
     """
 
     members: list[Member]
@@ -213,6 +245,9 @@ class Blend:
     alpha: float
     alpha_from: str
     validation_rmse: dict[str, float] = field(default_factory=dict)
+    features: MetaFeatures | None = None
+    features_from: str = "--features"
+    cv_rmse: dict[str, float] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -231,68 +266,126 @@ class Blend:
         IDs a member never saw)."""
         return np.column_stack([m.recommender.predict(user_ids, item_ids) for m in self.members])
 
-    def combine(self, predictions: np.ndarray) -> np.ndarray:
-        """The blend of members' predictions ``[N, M]``: float64 ``[N]``, clipped."""
-        return np.clip(predictions @ self.weights + self.intercept, *self.rating_scale)
+    def combine(self, predictions: np.ndarray, user_ids: Any, item_ids: Any) -> np.ndarray:
+        """The blend of members' predictions ``[N, M]`` for the pairs: float64 ``[N]``,
+        clipped."""
+        features = None if self.features is None else self.features.matrix(user_ids, item_ids)
+        blended = design(predictions, features) @ self.weights + self.intercept
+        return np.clip(blended, *self.rating_scale)
 
     def predict(self, user_ids: Any, item_ids: Any) -> np.ndarray:
         """Blended ratings for pairs of raw IDs (float64 ``[N]``)."""
-        return self.combine(self.member_predictions(user_ids, item_ids))
+        users, items = np.asarray(user_ids), np.asarray(item_ids)
+        return self.combine(self.member_predictions(users, items), users, items)
 
     def to_dict(self) -> dict[str, Any]:
-        """``blend.json``'s description of the blend (without test metrics)."""
-        return {
-            "members": [
-                {"name": name, "weight": float(w), **m.identity}
-                for name, w, m in zip(self.names, self.weights, self.members, strict=True)
-            ],
+        """``blend.json``'s description of the blend (without test metrics): each member's own
+        weight, and with features its weight per feature and each feature's own."""
+        n_members = len(self.members)
+        names = self.features.names if self.features is not None else ()
+        per_feature = self.weights[n_members : n_members * (1 + len(names))].reshape(
+            n_members, len(names)
+        )
+        members = []
+        for j, (name, member) in enumerate(zip(self.names, self.members, strict=True)):
+            entry = {"name": name, "weight": float(self.weights[j]), **member.identity}
+            if names:
+                entry["feature_weights"] = dict(zip(names, map(float, per_feature[j]), strict=True))
+            members.append(entry)
+        report: dict[str, Any] = {
+            "members": members,
             "intercept": self.intercept,
             "alpha": self.alpha,
             "alpha_from": self.alpha_from,
+            "features": list(names),
+            "features_from": self.features_from,
+            "cv_rmse": self.cv_rmse,
             "n_validation": len(self.members[0].validation),
             "validation_rmse": self.validation_rmse,
         }
+        if self.features is not None:
+            report["feature_scaling"] = self.features.describe()
+            report["feature_weights"] = dict(
+                zip(names, map(float, self.weights[n_members * (1 + len(names)) :]), strict=True)
+            )
+        return report
 
 
-def fit_blend(runs: Sequence[str | Path], *, alpha: float | None = None) -> Blend:
+def fit_blend(
+    runs: Sequence[str | Path],
+    *,
+    alpha: float | None = None,
+    features: str | Sequence[str] = "auto",
+    data: Any = None,
+) -> Blend:
     """Load ``runs`` and fit their blend on their shared validation carve-out only.
 
     Args:
         runs: Run directories of one dataset, split, seed and validation fraction, each
             predicting ratings and holding its validation predictions.
         alpha: The ridge penalty (None: chosen by :func:`choose_alpha`).
+        features: ``"auto"`` (the plain blend or the one weighted by every meta-feature,
+            whichever cross-validates better on the carve-out), ``"none"``, or names of
+            :data:`~movierec.blend_features.META_FEATURES`.
+        data: The runs' data (a :class:`~movierec.data.RatingsData`), needed for features;
+            None: read as their run.json job says.
 
     Raises:
-        ConfigError: See :func:`load_member` and :func:`check_members`; a negative alpha.
+        ConfigError: See :func:`load_member` and :func:`check_members`; a negative alpha,
+            unknown features.
         ArtifactError: A run directory is not sound.
     """
     from movierec.evaluate.metrics import rmse
 
     if alpha is not None and not (np.isfinite(alpha) and alpha >= 0):
         raise ConfigError(f"--alpha must be a number >= 0, got {alpha}")
+    wanted = parse_features(features)
     _enough(len(runs))  # before any run is loaded
     members = [load_member(path) for path in runs]
     check_members(members)
-    target = members[0].validation["rating"].to_numpy(dtype=np.float64)
+    carve_out = members[0].validation
+    target = carve_out["rating"].to_numpy(dtype=np.float64)
     predictions = np.column_stack(
         [m.validation["prediction"].to_numpy(dtype=np.float64) for m in members]
     )
-    chosen = choose_alpha(predictions, target) if alpha is None else float(alpha)
-    weights, intercept = ridge(predictions, target, chosen)
+    meta = None
+    if wanted != ():
+        split = member_split(members[0], data)
+        learnt = learnt_part(split.train, carve_out)
+        meta = MetaFeatures.fit(learnt, carve_out, wanted or META_FEATURES)
+    users, items = carve_out["user_id"].to_numpy(), carve_out["item_id"].to_numpy()
+    columns = {"plain": predictions}
+    if meta is not None:
+        columns["features"] = design(predictions, meta.matrix(users, items))
+    alphas = ALPHAS if alpha is None else (float(alpha),)
+    candidates = {name: cross_validate(x, target, alphas) for name, x in columns.items()}
+    if wanted is None:  # auto: the carve-out decides
+        kept = min(candidates, key=lambda name: candidates[name][1])
+    else:
+        kept = "plain" if wanted == () else "features"
+    chosen = candidates[kept][0]
+    weights, intercept = ridge(columns[kept], target, chosen)
     blend = Blend(
-        members, weights, intercept, chosen, "--alpha" if alpha is not None else "cross-validation"
+        members,
+        weights,
+        intercept,
+        chosen,
+        "--alpha" if alpha is not None else "cross-validation",
+        features=meta if kept == "features" else None,
+        features_from="cross-validation" if wanted is None else "--features",
+        cv_rmse={name: error for name, (_, error) in candidates.items()},
     )
     blend.validation_rmse = {
-        "blend": rmse(blend.combine(predictions), target),
+        "blend": rmse(blend.combine(predictions, users, items), target),
         **{n: rmse(predictions[:, j], target) for j, n in enumerate(blend.names)},
     }
     return blend
 
 
-def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
-    """The members' test set, rebuilt as ``movierec evaluate`` does: the data their run.json
-    job names (or ``data``, a :class:`~movierec.data.RatingsData`), split by their split and
-    seed.
+def member_split(member: Member, data: Any = None) -> Any:
+    """The split the runs were trained on (a :class:`~movierec.data.splits.Split`), rebuilt as
+    ``movierec evaluate`` does: the data their run.json job names (or ``data``, a
+    :class:`~movierec.data.RatingsData`), split by their split and seed.
 
     Raises:
         ConfigError: The runs were trained with ``--split none`` (no test set).
@@ -303,17 +396,16 @@ def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
     from movierec.experiment import load_job_data
     from movierec.pipeline import default_split
 
-    first = blend.members[0]
-    run = first.run
+    run = member.run
     if run.get("split") == NO_TEST:
         raise ConfigError(
-            f"run {first.path} was trained with --split none: there is no test set to score a "
+            f"run {member.path} was trained with --split none: there is no test set to score a "
             "blend on; blend runs of a split with a test part (u1, random:0.2, ...)"
         )
     if data is None:
         if not isinstance(run.get("job"), dict):
             raise ArtifactError(
-                f"run {first.path} does not record the data it was trained on (saved from "
+                f"run {member.path} does not record the data it was trained on (saved from "
                 "Python or by an older movierec); pass data= to blend_runs, or retrain it with "
                 "movierec train"
             )
@@ -323,6 +415,13 @@ def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
         data.ratings, run["split"] or default_split(data), layout=data.layout, seed=run["seed"]
     )
     check_split(split)
+    return split
+
+
+def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
+    """The members' test set (``user_id``, ``item_id``, ``rating``): see
+    :func:`member_split`."""
+    split = member_split(blend.members[0], data)
     return split.test[["user_id", "item_id", "rating"]].reset_index(drop=True)
 
 
@@ -334,7 +433,7 @@ def score_blend(blend: Blend, test: pd.DataFrame) -> tuple[dict[str, Any], pd.Da
     users, items = test["user_id"].to_numpy(), test["item_id"].to_numpy()
     actual = test["rating"].to_numpy(dtype=np.float64)
     predictions = blend.member_predictions(users, items)
-    blended = blend.combine(predictions)
+    blended = blend.combine(predictions, users, items)
     columns = {"blend": blended, **{n: predictions[:, j] for j, n in enumerate(blend.names)}}
     metrics = {
         name: {"rmse": rmse(values, actual), "mae": mae(values, actual)}
@@ -351,12 +450,13 @@ def blend_runs(
     out: str | Path,
     *,
     alpha: float | None = None,
+    features: str | Sequence[str] = "auto",
     overwrite: bool = False,
     data: Any = None,
 ) -> dict[str, Any]:
     """``movierec blend``: fit the blend of ``runs`` on their carve-out, score it once on their
-    test set, and write ``out`` (``blend.json``, ``test_predictions.parquet``, a manifest)
-    atomically.
+    test set, and write ``out`` (``blend.json``, ``test_predictions.parquet``, with features
+    the per-user and per-item tables, a manifest) atomically.
 
     Returns:
         ``blend.json``'s content: members (paths, run identities, weights), intercept, alpha,
@@ -369,13 +469,15 @@ def blend_runs(
     from movierec.artifacts import check_out, write_folder, write_json
 
     out = check_out(Path(out), overwrite, holds="a blend or run")
-    blend = fit_blend(runs, alpha=alpha)
+    blend = fit_blend(runs, alpha=alpha, features=features, data=data)
     metrics, frame = score_blend(blend, rebuild_test(blend, data))
     report = {**blend.to_dict(), "test": metrics}
 
     def fill(folder: Path) -> None:
         write_json(folder / BLEND_FILE, report)
         frame.to_parquet(folder / PREDICTIONS, index=False)
+        if blend.features is not None:
+            blend.features.save(folder)
 
     write_folder(out, fill, "the blend")
     return {**report, "out": str(out)}
@@ -402,12 +504,18 @@ def load_blend(folder: str | Path) -> Blend:
                 f"run {member.path} changed since the blend in {folder} was fitted (its "
                 "manifest differs); fit the blend again with movierec blend"
             )
-    weights = np.array([entry["weight"] for entry in saved["members"]], dtype=np.float64)
+    names = list(saved.get("features", []))
+    weights = [entry["weight"] for entry in saved["members"]]
+    weights += [entry["feature_weights"][n] for entry in saved["members"] for n in names]
+    weights += [saved["feature_weights"][n] for n in names]
     return Blend(
         members,
-        weights,
+        np.array(weights, dtype=np.float64),
         float(saved["intercept"]),
         float(saved["alpha"]),
         saved["alpha_from"],
         dict(saved["validation_rmse"]),
+        features=MetaFeatures.load(folder, saved["feature_scaling"]) if names else None,
+        features_from=saved.get("features_from", "--features"),
+        cv_rmse=dict(saved.get("cv_rmse", {})),
     )

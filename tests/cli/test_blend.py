@@ -117,3 +117,47 @@ def test_a_negative_alpha_and_a_missing_out_are_refused(runs):
     members = [str(runs / "bias"), str(runs / "mf")]
     fails_cleanly(["blend", *members, "--out", str(runs / "n"), "--alpha", "-1"], "--alpha")
     fails_cleanly(["blend", *members], "--out is required")
+
+
+def test_features_none_is_one_weight_per_member_and_named_features_are_saved(runs):
+    members = [str(runs / "bias"), str(runs / "mf")]
+    plain = runner.invoke(
+        app, ["blend", *members, "--out", str(runs / "p"), "--features", "none", "--json"]
+    )
+    assert plain.exit_code == 0, plain.output
+    report = json.loads(plain.stdout)
+    assert report["features"] == [] and set(report["cv_rmse"]) == {"plain"}
+    assert "feature_weights" not in report["members"][0]
+    assert not (runs / "p" / "user_features.parquet").exists()
+
+    out = runs / "weighted"
+    args = ["blend", *members, "--out", str(out), "--features", "user_count,item_std", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["features"] == ["user_count", "item_std"]
+    assert report["features_from"] == "--features"
+    assert set(report["members"][0]["feature_weights"]) == {"user_count", "item_std"}
+    # Its in-sample fit on the carve-out is at least the plain one's (it has more columns).
+    plain_valid = json.loads(plain.stdout)["validation_rmse"]["blend"]
+    assert report["validation_rmse"]["blend"] <= plain_valid + 1e-9
+    frame = pd.read_parquet(out / "test_predictions.parquet")
+    again = load_blend(out).predict(frame["user_id"].to_numpy(), frame["item_id"].to_numpy())
+    np.testing.assert_allclose(again, frame["blend"].to_numpy())
+    # The default lets the carve-out's cross-validation choose, and says what it compared.
+    auto = json.loads(
+        runner.invoke(app, ["blend", *members, "--out", str(runs / "a"), "--json"]).stdout
+    )
+    assert auto["features_from"] == "cross-validation" and set(auto["cv_rmse"]) == {
+        "plain",
+        "features",
+    }
+    kept = "features" if auto["features"] else "plain"
+    assert auto["cv_rmse"][kept] == min(auto["cv_rmse"].values())
+
+
+def test_unknown_features_are_refused(runs):
+    members = [str(runs / "bias"), str(runs / "mf")]
+    args = ["blend", *members, "--out", str(runs / "never"), "--features", "user_age"]
+    fails_cleanly(args, "--features must be auto, none or names of")
+    assert not (runs / "never").exists()

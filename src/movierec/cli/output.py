@@ -157,9 +157,12 @@ def benchmark_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 def blend_table(report: dict[str, Any]) -> Table:
     """A blend's members and the blend: weight, validation RMSE (carve-out), test RMSE, MAE."""
+    features = report.get("features") or []
     title = (
         f"blend of {len(report['members'])} runs (intercept {report['intercept']:.3f}, "
-        f"alpha {report['alpha']:g})"
+        f"alpha {report['alpha']:g}; "
+        + (f"weights moving with {', '.join(features)}" if features else "plain weights")
+        + ")"
     )
     table = Table(title=title)
     for header in ("member", "model", "weight", "valid RMSE", "test RMSE", "test MAE"):

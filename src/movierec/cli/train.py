@@ -308,6 +308,13 @@ def blend(
         help="Ridge penalty on the weights (default: chosen by 5-fold cross-validation on "
         "the validation carve-out).",
     ),
+    features: str = typer.Option(
+        "auto",
+        "--features",
+        help="Meta-features the weights move with: auto (the carve-out's cross-validation "
+        "decides between none and all), none, or some of user_count, item_count, user_std, "
+        "item_std (comma-separated).",
+    ),
     overwrite: bool = OVERWRITE,
     as_json: bool = JSON,
 ) -> None:
@@ -321,7 +328,7 @@ def blend(
 
     if out_dir is None:
         raise ConfigError("--out is required: the folder the blend is written to")
-    report = blend_runs(runs or [], out_dir, alpha=alpha, overwrite=overwrite)
+    report = blend_runs(runs or [], out_dir, alpha=alpha, features=features, overwrite=overwrite)
     if as_json:
         print_json(report)
         return

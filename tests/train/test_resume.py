@@ -165,3 +165,39 @@ def test_row_wise_optimizer_resumes_bit_identically(row_wise_job):
         [sys.executable, "-m", "movierec", "train", "--resume", str(out), "--quiet", "--json"]
     )
     assert_same_run(job, out, straight, resumed)
+
+
+@pytest.fixture(scope="module")
+def averaged_job(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume_averaged")
+    synthetic_ratings(300, 200, 30_000, seed=8).to_csv(folder / "ratings.csv", index=False)
+    (folder / "cfg.toml").write_text(
+        '[model]\nname = "embedding-net"\nn_factors = 32\nhidden = [64, 64]\n'
+        f"[train]\nepochs = {EPOCHS}\nbatch_size = 128\npatience = 0\nema_decay = 0.95\n"
+    )
+    return folder
+
+
+def test_the_weight_average_resumes_bit_identically(averaged_job, uninterrupted):
+    job = averaged_job
+    straight = finish(command(job, job / "straight"))
+    # Same data, model and seed as the plain job: the kept weights are the average, not its.
+    assert straight["rmse"] != pytest.approx(uninterrupted["rmse"], abs=1e-6)
+    out = job / "killed"
+    process = subprocess.Popen(
+        command(job, out, "--checkpoint-minutes", "0.0003"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = wait_for_mid_epoch_checkpoint(out / CHECKPOINT, process)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert state.average is not None and int(state.average["__updates__"]) > 0
+    resumed = finish(
+        [sys.executable, "-m", "movierec", "train", "--resume", str(out), "--quiet", "--json"]
+    )
+    assert_same_run(job, out, straight, resumed)

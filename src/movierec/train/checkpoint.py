@@ -64,6 +64,8 @@ class TrainingState:
         train_seconds: Seconds of optimiser steps over the whole run.
         context: What is being trained (data, split, model, configs, seed) so ``--resume`` can
             rebuild the same job.
+        average: With ``ema_decay``, the weight average's state
+            (:meth:`movierec.train.averaging.WeightAverage.state_dict`), else None.
     """
 
     epoch: int
@@ -88,6 +90,7 @@ class TrainingState:
     ratings_seen: int = 0
     train_seconds: float = 0.0
     context: dict[str, Any] = field(default_factory=dict)
+    average: dict[str, torch.Tensor] | None = None
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -158,6 +161,10 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
                 f"rating_best.{k}": v.detach().cpu().contiguous()
                 for k, v in state.rating_best_model.items()
             }
+        )
+    if state.average is not None:
+        tensors.update(
+            {f"average.{k}": v.detach().cpu().contiguous() for k, v in state.average.items()}
         )
     optimizer_tensors, optimizer_meta = _flatten_optimizer(state.optimizer)
     tensors.update(optimizer_tensors)
@@ -252,6 +259,9 @@ def _state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainingSt
         for k, v in tensors.items()
         if k.startswith("rating_best.")
     }
+    average = {
+        k.removeprefix("average."): v for k, v in tensors.items() if k.startswith("average.")
+    }
     return TrainingState(
         epoch=meta["epoch"],
         position=meta["position"],
@@ -275,6 +285,7 @@ def _state(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> TrainingSt
         ratings_seen=meta["ratings_seen"],
         train_seconds=meta["train_seconds"],
         context=meta["context"],
+        average=average or None,
     )
 
 

@@ -206,6 +206,8 @@ def fit(
     best = run.final_state()
     if best is not None:
         model.load_state_dict(best)
+    elif trainer.average is not None:  # no epoch was judged: the average of the last steps
+        trainer.average.copy_to_model()
     log.info(
         "trained %d epochs in %.1f s; best epoch %s",
         len(result.history), result.train_seconds, result.best_epoch,
@@ -231,23 +233,30 @@ def _epochs(
         _check_finite(trainer, epoch, train_loss)
         result.train_seconds += time.perf_counter() - run.segment_start
         result.ratings_seen += trainer.epoch_rows - first_position
-        valid_loss, valid_rmse, valid_ndcg = validate(
-            trainer.model, trainer.train, valid, ranking, rmse=rmse
-        )
-        seconds = time.perf_counter() - wall_start
-        record = EpochRecord(epoch, train_loss, valid_loss, valid_rmse, lr_now, seconds, valid_ndcg)
-        result.history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        _show(record, "MSE" if not ranking else config.objective.upper(), trainer.options.progress)
-        score = valid_rmse if valid_ndcg is None else -valid_ndcg
-        rating_score = valid_rmse
-        if run.chosen is not None:  # a refit: keep the weights of the chosen epochs
-            score, rating_score = run.chosen.scores(epoch)
-        finished = run.judge(score, epoch, trainer.model, config.patience)
-        if run.rating is not None:  # a ranking tower: the rating half stops on its own
-            rating_finished = run.rating.judge(rating_score, epoch, trainer.model, config.patience)
-            finished = finished and rating_finished
+        with trainer.averaged():  # with ema_decay: the averaged weights are judged and kept
+            valid_loss, valid_rmse, valid_ndcg = validate(
+                trainer.model, trainer.train, valid, ranking, rmse=rmse
+            )
+            seconds = time.perf_counter() - wall_start
+            record = EpochRecord(
+                epoch, train_loss, valid_loss, valid_rmse, lr_now, seconds, valid_ndcg
+            )
+            result.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            _show(
+                record, "MSE" if not ranking else config.objective.upper(), trainer.options.progress
+            )
+            score = valid_rmse if valid_ndcg is None else -valid_ndcg
+            rating_score = valid_rmse
+            if run.chosen is not None:  # a refit: keep the weights of the chosen epochs
+                score, rating_score = run.chosen.scores(epoch)
+            finished = run.judge(score, epoch, trainer.model, config.patience)
+            if run.rating is not None:  # a ranking tower: the rating half stops on its own
+                rating_finished = run.rating.judge(
+                    rating_score, epoch, trainer.model, config.patience
+                )
+                finished = finished and rating_finished
         if trainer.world.distributed:
             # Every rank validated the same weights on the whole split; rank 0 decides.
             finished = distributed.broadcast_flag(finished, trainer.device)

@@ -25,6 +25,7 @@ global batch is the single-process one and the learning rate is left unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -39,6 +40,7 @@ from movierec.data.tensors import RatingTensors
 from movierec.errors import ConfigError
 from movierec.models.base import RatingModel
 from movierec.train import distributed, optim, precision
+from movierec.train.averaging import WeightAverage
 from movierec.train.negatives import NegativeSampler
 from movierec.train.objectives import SAMPLED_OBJECTIVES
 from movierec.train.schedule import learning_rate
@@ -104,6 +106,7 @@ class Trainer:
         self._epoch_generator = self.generator.get_state()  # draws this epoch's permutation
         self._loss_sum = torch.full((), 0.0, device=device)
         self._step = self._build_step(*self._build_forward())
+        self.average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -264,6 +267,8 @@ class Trainer:
                 hook(self)
             batch = order[start : start + self.local_batch]
             self._train_batch(batch)
+            if self.average is not None:
+                self.average.update()
             self.position = (start + batch.shape[0]) * self.world.size
             for hook in self.after_step:
                 hook(self)
@@ -338,6 +343,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "sampler_rng": self.sampler.generator.get_state() if self.sampler is not None else None,
+            "average": self.average.state_dict() if self.average is not None else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -359,6 +365,13 @@ class Trainer:
             self.sampler.generator.set_state(sampler_rng.to(self.sampler.generator.device))
         self.epoch, self.position = state["epoch"], state["position"]
         self._loss_sum = torch.full((), state["loss_sum"], device=self.device)
+        if self.average is not None and state.get("average") is not None:
+            self.average.load_state_dict(state["average"])
+
+    def averaged(self) -> contextlib.AbstractContextManager[None]:
+        """The weights to validate and keep inside the block: the average with ``ema_decay``,
+        else the raw ones (a no-op)."""
+        return self.average.swapped_in() if self.average is not None else contextlib.nullcontext()
 
 
 def _generator_device(device: torch.device) -> torch.device:

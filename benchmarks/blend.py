@@ -202,8 +202,8 @@ def render(payload: dict[str, Any]) -> str:
             f"{unit_label(s, folds)} "
             + ("features" if s["blend"].get("features") else "plain")
             + (
-                f" {s['blend']['cv_rmse']['features']:.4f} vs plain "
-                f"{s['blend']['cv_rmse']['plain']:.4f}"
+                f" (features {s['blend']['cv_rmse']['features']:.4f}, plain "
+                f"{s['blend']['cv_rmse']['plain']:.4f})"
                 if "features" in s["blend"].get("cv_rmse", {})
                 else ""
             )

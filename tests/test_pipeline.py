@@ -68,6 +68,7 @@ def test_fit_recommender_accepts_a_dataset_and_a_model_name(ml100k):
         "dataset": "ml-100k",
         "split": "u1",
         "objective": "rating",
+        "seed": ONE_THREAD.seed,  # the split's seed: what a blend needs to rebuild it
     }
     assert recommender.training.history == []  # closed form: no epochs
     top = recommender.top_n(196, k=5)

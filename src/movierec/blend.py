@@ -348,7 +348,10 @@ def fit_blend(
     predictions = np.column_stack(
         [m.validation["prediction"].to_numpy(dtype=np.float64) for m in members]
     )
-    meta = None
+    meta, why = None, None
+    if wanted is None and data is None and not isinstance(members[0].run.get("job"), dict):
+        # auto, and nothing to count the facts in (runs saved from Python record no data).
+        wanted, why = (), "plain: the runs record no data to count features in (pass data=)"
     if wanted != ():
         split = member_split(members[0], data)
         learnt = learnt_part(split.train, carve_out)
@@ -372,7 +375,7 @@ def fit_blend(
         chosen,
         "--alpha" if alpha is not None else "cross-validation",
         features=meta if kept == "features" else None,
-        features_from="cross-validation" if wanted is None else "--features",
+        features_from=why or ("cross-validation" if wanted is None else "--features"),
         cv_rmse={name: error for name, (_, error) in candidates.items()},
     )
     blend.validation_rmse = {
@@ -411,6 +414,12 @@ def member_split(member: Member, data: Any = None) -> Any:
             )
         job = Job.from_context(run["job"], progress=False)
         data = load_job_data(job)
+    if run.get("seed") is None:
+        raise ArtifactError(
+            f"run {member.path} does not record the seed its split was drawn with (trained on "
+            "a prepared split from Python); retrain it with fit_recommender on the data itself "
+            "or with movierec train"
+        )
     split = make_split(
         data.ratings, run["split"] or default_split(data), layout=data.layout, seed=run["seed"]
     )

@@ -293,8 +293,12 @@ def fit_recommender(
         "context": context,
     }
     if not prepared.split.has_test or spec.train.refit:
-        return _fit_on_everything(prepared, spec, options, **fit_args)
-    return _fit(prepared, spec, options, **fit_args)
+        recommender = _fit_on_everything(prepared, spec, options, **fit_args)
+    else:
+        recommender = _fit(prepared, spec, options, **fit_args)
+    if not isinstance(data, Prepared):  # the seed that drew the split and the carve-out
+        recommender.info.setdefault("seed", options.seed)
+    return recommender
 
 
 def _spec_and_options(

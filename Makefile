@@ -69,12 +69,13 @@ $(BENCH_STAMP): $(STAMP)
 # docs/results.md: the ranking table (every model and objective, 3 seeds) and the rating tables
 # (u1 x 3 seeds and 5-fold, every configs/ml100k/*.toml beside Surprise's models); the stacking
 # sections (seven refit members and their ridge blend, u1 x 3 seeds and 5-fold; member runs kept
-# in runs/blend: delete it after a code change).
+# in runs/blend: delete it after a code change); the item cold-start table.
 results: $(BENCH_STAMP)
 	$(PY) benchmarks/ranking.py
 	$(PY) benchmarks/rating_results.py --jobs 2
 	$(PY) benchmarks/blend.py
 	$(PY) benchmarks/blend.py --folds
+	$(PY) benchmarks/item_cold_start.py
 
 # README's table of the four models on ml-100k u1.
 readme-table: $(STAMP)

@@ -130,22 +130,20 @@ def test_resuming_a_finished_run_is_a_clear_error(job, uninterrupted):
     assert "finished run" in done.stderr
 
 
-@pytest.fixture(scope="module")
-def row_wise_job(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume_row_wise")
+def job_folder(tmp_path_factory, name, extra_train=""):
+    """A ratings file and a config training EPOCHS epochs in many small steps."""
+    folder = tmp_path_factory.mktemp(name)
     synthetic_ratings(300, 200, 30_000, seed=8).to_csv(folder / "ratings.csv", index=False)
     (folder / "cfg.toml").write_text(
         '[model]\nname = "embedding-net"\nn_factors = 32\nhidden = [64, 64]\n'
-        f"[train]\nepochs = {EPOCHS}\nbatch_size = 128\npatience = 0\nweight_decay = 1e-4\n"
-        'embedding_optimizer = "row-wise"\n'
+        f"[train]\nepochs = {EPOCHS}\nbatch_size = 128\npatience = 0\n{extra_train}"
     )
     return folder
 
 
-def test_row_wise_optimizer_resumes_bit_identically(row_wise_job):
-    # The lazy optimiser's per-row moments and step counts travel through the checkpoint.
-    job = row_wise_job
-    straight = finish(command(job, job / "straight"))
+def killed_mid_epoch_then_resumed(job):
+    """Train ``job`` into ``job/killed``, SIGKILL it at a mid-epoch checkpoint, resume it:
+    the checkpoint's state and the resumed run's metrics."""
     out = job / "killed"
     process = subprocess.Popen(
         command(job, out, "--checkpoint-minutes", "0.0003"),
@@ -159,23 +157,31 @@ def test_row_wise_optimizer_resumes_bit_identically(row_wise_job):
     finally:
         if process.poll() is None:
             process.kill()
-    names = {name for values in state.optimizer["state"].values() for name in values}
-    assert "row_step" in names
     resumed = finish(
         [sys.executable, "-m", "movierec", "train", "--resume", str(out), "--quiet", "--json"]
     )
-    assert_same_run(job, out, straight, resumed)
+    return state, resumed
+
+
+@pytest.fixture(scope="module")
+def row_wise_job(tmp_path_factory):
+    extra = 'weight_decay = 1e-4\nembedding_optimizer = "row-wise"\n'
+    return job_folder(tmp_path_factory, "resume_row_wise", extra)
+
+
+def test_row_wise_optimizer_resumes_bit_identically(row_wise_job):
+    # The lazy optimiser's per-row moments and step counts travel through the checkpoint.
+    job = row_wise_job
+    straight = finish(command(job, job / "straight"))
+    state, resumed = killed_mid_epoch_then_resumed(job)
+    names = {name for values in state.optimizer["state"].values() for name in values}
+    assert "row_step" in names
+    assert_same_run(job, job / "killed", straight, resumed)
 
 
 @pytest.fixture(scope="module")
 def averaged_job(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume_averaged")
-    synthetic_ratings(300, 200, 30_000, seed=8).to_csv(folder / "ratings.csv", index=False)
-    (folder / "cfg.toml").write_text(
-        '[model]\nname = "embedding-net"\nn_factors = 32\nhidden = [64, 64]\n'
-        f"[train]\nepochs = {EPOCHS}\nbatch_size = 128\npatience = 0\nema_decay = 0.95\n"
-    )
-    return folder
+    return job_folder(tmp_path_factory, "resume_averaged", "ema_decay = 0.95\n")
 
 
 def test_the_weight_average_resumes_bit_identically(averaged_job, uninterrupted):
@@ -183,21 +189,6 @@ def test_the_weight_average_resumes_bit_identically(averaged_job, uninterrupted)
     straight = finish(command(job, job / "straight"))
     # Same data, model and seed as the plain job: the kept weights are the average, not its.
     assert straight["rmse"] != pytest.approx(uninterrupted["rmse"], abs=1e-6)
-    out = job / "killed"
-    process = subprocess.Popen(
-        command(job, out, "--checkpoint-minutes", "0.0003"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        state = wait_for_mid_epoch_checkpoint(out / CHECKPOINT, process)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    state, resumed = killed_mid_epoch_then_resumed(job)
     assert state.average is not None and int(state.average["__updates__"]) > 0
-    resumed = finish(
-        [sys.executable, "-m", "movierec", "train", "--resume", str(out), "--quiet", "--json"]
-    )
-    assert_same_run(job, out, straight, resumed)
+    assert_same_run(job, job / "killed", straight, resumed)

@@ -46,6 +46,7 @@ from movierec.blend_features import (
     learnt_part,
     parse_features,
 )
+from movierec.data.splits import NO_TEST
 from movierec.errors import ArtifactError, ConfigError
 
 BLEND_FILE = "blend.json"
@@ -349,7 +350,11 @@ def fit_blend(
         [m.validation["prediction"].to_numpy(dtype=np.float64) for m in members]
     )
     meta, why = None, None
-    if wanted is None and data is None and not isinstance(members[0].run.get("job"), dict):
+    run = members[0].run
+    if wanted is None and run.get("split") == NO_TEST:
+        # auto, and no split to rebuild: the runs learnt from every rating (--split none).
+        wanted, why = (), "plain: the runs were trained with --split none"
+    if wanted is None and data is None and not isinstance(run.get("job"), dict):
         # auto, and nothing to count the facts in (runs saved from Python record no data).
         wanted, why = (), "plain: the runs record no data to count features in (pass data=)"
     if wanted != ():
@@ -395,7 +400,7 @@ def member_split(member: Member, data: Any = None) -> Any:
         ArtifactError: The runs do not record their data and none is given.
     """
     from movierec.config import Job
-    from movierec.data.splits import NO_TEST, check_split, make_split
+    from movierec.data.splits import check_split, make_split
     from movierec.experiment import load_job_data
     from movierec.pipeline import default_split
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.blend import load_blend
+from movierec.blend import fit_blend, load_blend
 from movierec.cli import app
 from movierec.data.synthetic import synthetic_ratings
 from tests.cli.invoke import fails_cleanly, runner
@@ -161,3 +161,15 @@ def test_unknown_features_are_refused(runs):
     args = ["blend", *members, "--out", str(runs / "never"), "--features", "user_age"]
     fails_cleanly(args, "--features must be auto, none or names of")
     assert not (runs / "never").exists()
+
+
+def test_runs_of_split_none_blend_plain_from_python_and_the_cli_says_there_is_no_test(
+    ratings_file, tmp_path
+):
+    for name in ("mf", "svdpp"):
+        train(ratings_file, tmp_path / name, "--model", name, "--split", "none")
+    runs = [tmp_path / "mf", tmp_path / "svdpp"]
+    blend = fit_blend(runs)  # auto: no split to count features in, so one weight per member
+    assert blend.features is None and "--split none" in blend.features_from
+    args = ["blend", *map(str, runs), "--out", str(tmp_path / "never")]
+    fails_cleanly(args, "trained with --split none")

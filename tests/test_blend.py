@@ -4,7 +4,7 @@ cross-validation picks no penalty for exact data and a large one for noise."""
 import numpy as np
 import pytest
 
-from movierec.blend import ALPHAS, choose_alpha, ridge
+from movierec.blend import ALPHAS, cross_validate, ridge
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def test_duplicate_members_share_their_weight(columns):
 
 def test_cross_validation_picks_no_penalty_for_exact_data_and_a_large_one_for_noise(columns):
     exact = 0.4 + columns @ np.array([0.2, 0.5, 0.3])
-    assert choose_alpha(columns, exact) == 0.0
+    assert cross_validate(columns, exact) == (0.0, pytest.approx(0.0, abs=1e-9))
     noise = np.random.default_rng(1).normal(3, 1, len(columns))  # unrelated to every column
-    assert choose_alpha(columns, noise) >= 0.1
-    assert choose_alpha(columns, noise) in ALPHAS
+    chosen, error = cross_validate(columns, noise)
+    assert chosen >= 0.1 and chosen in ALPHAS
+    assert error == pytest.approx(1.0, abs=0.05)  # the noise's own spread: nothing explained

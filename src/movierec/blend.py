@@ -9,7 +9,7 @@ predictions for it are rows none of them learnt from: a linear blend fitted ther
 
 is honest, and the test set is read once, to score it. The weights minimise the mean squared
 error plus ``alpha * |weights|^2`` (the intercept is not penalised; numpy's closed form), with
-``alpha`` chosen by k-fold cross-validation within the carve-out (:func:`choose_alpha`) unless
+``alpha`` chosen by k-fold cross-validation within the carve-out (:func:`cross_validate`) unless
 given.
 
 With meta-features (``--features``, :mod:`movierec.blend_features`) each weight also moves
@@ -183,19 +183,6 @@ def ridge(predictions: np.ndarray, target: np.ndarray, alpha: float) -> tuple[np
     return weights, y_mean - float(x_mean @ weights)
 
 
-def choose_alpha(
-    predictions: np.ndarray,
-    target: np.ndarray,
-    alphas: Sequence[float] = ALPHAS,
-    folds: int = FOLDS,
-    seed: int = 0,
-) -> float:
-    """The penalty of ``alphas`` with the lowest ``folds``-fold cross-validated squared error
-    (rows shuffled with ``seed``; the smaller penalty on a tie). Cheap: one M x M solve per
-    fold and penalty."""
-    return cross_validate(predictions, target, alphas, folds, seed)[0]
-
-
 def cross_validate(
     predictions: np.ndarray,
     target: np.ndarray,
@@ -203,8 +190,9 @@ def cross_validate(
     folds: int = FOLDS,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """The best penalty of ``alphas`` (see :func:`choose_alpha`) and its cross-validated
-    RMSE."""
+    """The penalty of ``alphas`` with the lowest ``folds``-fold cross-validated squared error
+    (rows shuffled with ``seed``; the smaller penalty on a tie), and that error as an RMSE.
+    Cheap: one M x M solve per fold and penalty."""
     order = np.random.default_rng(seed).permutation(len(target))
     parts = np.array_split(order, folds)
     errors = []
@@ -238,6 +226,8 @@ class Blend:
         features_from: ``"cross-validation"`` (``auto``) or ``"--features"``.
         cv_rmse: The carve-out's cross-validated RMSE of the blends compared (``plain``,
             ``features``), at their best penalty.
+        split: The members' train/test split if counting the features rebuilt it (so scoring
+            does not read the data again), else None.
     """
 
     members: list[Member]
@@ -249,6 +239,7 @@ class Blend:
     features: MetaFeatures | None = None
     features_from: str = "--features"
     cv_rmse: dict[str, float] = field(default_factory=dict)
+    split: Any = field(default=None, repr=False)  # the members' split, when fitting built it
 
     @property
     def names(self) -> list[str]:
@@ -324,7 +315,7 @@ def fit_blend(
     Args:
         runs: Run directories of one dataset, split, seed and validation fraction, each
             predicting ratings and holding its validation predictions.
-        alpha: The ridge penalty (None: chosen by :func:`choose_alpha`).
+        alpha: The ridge penalty (None: chosen by :func:`cross_validate`).
         features: ``"auto"`` (the plain blend or the one weighted by every meta-feature,
             whichever cross-validates better on the carve-out), ``"none"``, or names of
             :data:`~movierec.blend_features.META_FEATURES`.
@@ -349,7 +340,7 @@ def fit_blend(
     predictions = np.column_stack(
         [m.validation["prediction"].to_numpy(dtype=np.float64) for m in members]
     )
-    meta, why = None, None
+    meta, why, split = None, None, None
     run = members[0].run
     if wanted is None and run.get("split") == NO_TEST:
         # auto, and no split to rebuild: the runs learnt from every rating (--split none).
@@ -382,6 +373,7 @@ def fit_blend(
         features=meta if kept == "features" else None,
         features_from=why or ("cross-validation" if wanted is None else "--features"),
         cv_rmse={name: error for name, (_, error) in candidates.items()},
+        split=split,
     )
     blend.validation_rmse = {
         "blend": rmse(blend.combine(predictions, users, items), target),
@@ -435,7 +427,7 @@ def member_split(member: Member, data: Any = None) -> Any:
 def rebuild_test(blend: Blend, data: Any = None) -> pd.DataFrame:
     """The members' test set (``user_id``, ``item_id``, ``rating``): see
     :func:`member_split`."""
-    split = member_split(blend.members[0], data)
+    split = blend.split if blend.split is not None else member_split(blend.members[0], data)
     return split.test[["user_id", "item_id", "rating"]].reset_index(drop=True)
 
 

@@ -22,6 +22,7 @@ Each is standardised with its mean and deviation over the carve-out's pairs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,11 @@ class MetaFeatures:
             tuple(names), tables["user"], tables["item"], float(np.std(ratings, ddof=1)),
             np.zeros(len(names)), np.ones(len(names)),
         )  # fmt: skip
-        raw = unscaled._raw(carve_out["user_id"].to_numpy(), carve_out["item_id"].to_numpy())
+        raw = unscaled.matrix(carve_out["user_id"].to_numpy(), carve_out["item_id"].to_numpy())
         scale = raw.std(axis=0)
-        return cls(
-            unscaled.names, unscaled.users, unscaled.items, unscaled.pooled_std,
-            raw.mean(axis=0), np.where(scale > 0, scale, 1.0),
-        )  # fmt: skip
+        return dataclasses.replace(
+            unscaled, centre=raw.mean(axis=0), scale=np.where(scale > 0, scale, 1.0)
+        )
 
     def _raw(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         ids = {"user": user_ids, "item": item_ids}

@@ -37,15 +37,14 @@ class WeightAverage:
         self.params = dict(model.named_parameters())
         self.shadow = {n: torch.zeros_like(self.params[n]) for n in self.names}
         self.updates = 0
+        # The tensors each step lerps, listed once (the shadows are only ever updated in place).
+        self._sums = [self.shadow[n] for n in self.names]
+        self._weights = [self.params[n] for n in self.names]
 
     @torch.no_grad()
     def update(self) -> None:
         """Move the average towards the current weights (after an optimiser step)."""
-        torch._foreach_lerp_(
-            [self.shadow[n] for n in self.names],
-            [self.params[n].detach() for n in self.names],
-            1.0 - self.decay,
-        )
+        torch._foreach_lerp_(self._sums, self._weights, 1.0 - self.decay)
         self.updates += 1
 
     def averaged(self, name: str) -> torch.Tensor:

@@ -254,9 +254,8 @@ def main() -> None:
     parser.add_argument("--refit", action="store_true")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
-    records = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else []
     if args.kind == "render":
-        write_marked_section(render(records), RESULTS, START, END)
+        write_marked_section(render(_records()), RESULTS, START, END)
         return
     if not args.config:
         parser.error("--config is required for valid and test runs")
@@ -271,7 +270,24 @@ def main() -> None:
         load=os.getloadavg()[0],
     )
     print(json.dumps(record))
-    JSON_OUT.write_text(json.dumps([*records, record], indent=1) + "\n")
+    append_record(record)
+
+
+def _records() -> list[dict[str, Any]]:
+    return json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else []
+
+
+def append_record(record: dict[str, Any]) -> None:
+    """Add ``record`` to sota.json, read when the run ends and under a lock: two runs at once
+    (one per core) used to each write back the file as they had read it when they started,
+    and the first to finish lost its record. Written atomically."""
+    import fcntl
+
+    with open(JSON_OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = JSON_OUT.with_suffix(".json.tmp")
+        fresh.write_text(json.dumps([*_records(), record], indent=1) + "\n")
+        fresh.replace(JSON_OUT)
 
 
 if __name__ == "__main__":

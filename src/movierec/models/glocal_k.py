@@ -67,6 +67,11 @@ class GLocalKConfig(SparseFCConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.factors:
+            raise ConfigError(
+                f"glocal-k has no side term (got factors = {self.factors}); the factorised "
+                f"side term with features is Sparse FC's: use --model sparse-fc with factors"
+            )
         if self.pretrain_epochs < 0:
             raise ConfigError(f"glocal-k pretrain_epochs must be >= 0 (got {self.pretrain_epochs})")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:

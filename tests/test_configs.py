@@ -18,9 +18,9 @@ def test_config_resolves_to_a_model_and_training_options(path):
     assert spec.name == load_config_file(path).model
 
 
-def test_best_ml100k_is_the_benchmarked_sparse_fc_config():
+def test_best_ml100k_is_the_benchmarked_sparse_fc_with_side_term_config():
     best = load_config_file(CONFIGS / "best-ml100k.toml")
-    row = load_config_file(CONFIGS / "ml100k" / "sparse-fc.toml")
+    row = load_config_file(CONFIGS / "ml100k" / "sparse-fc-features.toml")
     assert (best.model, best.model_options, best.train_options) == (
         row.model,
         row.model_options,

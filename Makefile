@@ -68,7 +68,7 @@ $(BENCH_STAMP): $(STAMP)
 
 # docs/results.md: the ranking table (every model and objective, 3 seeds) and the rating tables
 # (u1 x 3 seeds and 5-fold, every configs/ml100k/*.toml beside Surprise's models); the stacking
-# sections (seven refit members and their ridge blend, u1 x 3 seeds and 5-fold; member runs kept
+# sections (eight refit members and their ridge blend, u1 x 3 seeds and 5-fold; member runs kept
 # in runs/blend: delete it after a code change); the item cold-start table.
 results: $(BENCH_STAMP)
 	$(PY) benchmarks/ranking.py

@@ -53,6 +53,7 @@ CONFIGS = (
     "configs/ml100k/embedding-net-tuned.toml",
     "configs/ml100k/sparse-fc.toml",
     "configs/ml100k/glocal-k.toml",
+    "configs/ml100k/sparse-fc-features.toml",
 )
 
 

@@ -26,7 +26,7 @@ from movierec.data.encoder import IdEncoder, normalise_ids
 from movierec.data.splits import Split, carve_validation, check_split, make_split
 from movierec.data.tensors import RatingTensors, SeenItems
 from movierec.errors import ConfigError, DataError, MovieRecWarning
-from movierec.models import RatingModel, build_model
+from movierec.models import RatingModel, build_model, model_class
 from movierec.models.bias import fit_biases
 from movierec.models.features import EncodedFeature, encode_features
 from movierec.recommend import Recommender
@@ -468,7 +468,9 @@ def _fit(
     ``chosen`` epochs' weights kept when a validation run chose them)."""
     configure_threads(options.threads)
     torch.manual_seed(options.seed)  # the run's seed: initialisation and dropout
-    prepared, features = side_features(prepared, spec.config)
+    prepared, features = side_features(
+        prepared, spec.config, model_class(spec.name).scores_unrated_items
+    )
     encoder = prepared.encoder
     model = build_model(
         spec.name, encoder.n_users, encoder.n_items, prepared.data.rating_scale, spec.config
@@ -519,15 +521,17 @@ def _fit(
 
 
 def side_features(
-    prepared: Prepared, config: Any
+    prepared: Prepared, config: Any, scores_unrated_items: bool
 ) -> tuple[Prepared, tuple[list[EncodedFeature], list[EncodedFeature]] | None]:
     """The metadata columns a model's config asks for (``user_features``, ``item_features``),
     encoded in the encoder's index order, for the model to keep as buffers.
 
-    With item features, the items of the metadata that no training rating names join the
-    catalogue (after the rated ones, so the training tensors' indices stand): their ID
-    embeddings stay untrained, and the model scores them from their features (item cold
-    start). Without features, ``prepared`` is returned as it is and the features are None.
+    With item features and a model that ``scores_unrated_items`` (the EmbeddingNet), the items
+    of the metadata that no training rating names join the catalogue (after the rated ones, so
+    the training tensors' indices stand): their ID embeddings stay untrained, and the model
+    scores them from their features (item cold start). Other models (Sparse FC's side term)
+    leave them unknown: the bias fallback scores them. Without features, ``prepared`` is
+    returned as it is and the features are None.
 
     Raises:
         ConfigError: A column is asked for that the metadata lacks, or there is no metadata.
@@ -539,7 +543,7 @@ def side_features(
         return prepared, None
     data = prepared.data
     users = encode_features(data.users, "user_id", prepared.encoder.user_ids, user_names, "user")
-    if item_names and data.items is not None:
+    if item_names and data.items is not None and scores_unrated_items:
         prepared = _with_unrated_items(prepared, data.items["item_id"])
     items = encode_features(data.items, "item_id", prepared.encoder.item_ids, item_names, "item")
     return prepared, (users, items)

@@ -159,6 +159,24 @@ def test_a_saved_run_predicts_without_the_metadata_and_refuses_tampered_historie
         load_run(tmp_path / "bad")
 
 
+def test_a_film_only_the_metadata_names_gets_the_bias_fallback_not_an_empty_column():
+    ratings, users, items = _gendered_ratings(seed=2)
+    items = pd.concat([items, pd.DataFrame({"item_id": [9999], "title": "new", "genres": "Drama"})])
+    recommender = fit_recommender(
+        ratings, model="sparse-fc", users=users, items=items, split="none", epochs=2,
+        hidden=[8], position_dim=2, factors=4, item_features=["genres"], progress=False,
+    )  # fmt: skip
+    assert 9999 not in recommender.encoder.item_ids
+    user = int(ratings["user_id"].iloc[0])
+    fallback = recommender.fallback
+    expected = fallback.global_mean + float(
+        fallback.user_bias[recommender.encoder.encode_users(np.array([user]))[0]]
+    )
+    assert recommender.predict([user], [9999]) == pytest.approx([expected], abs=1e-6)
+    with pytest.raises(Exception, match="9999"):
+        recommender.predict([user], [9999], unknown="error")
+
+
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [

@@ -140,6 +140,10 @@ class RatingModel(nn.Module):
     # checked when a run is loaded.
     csr_buffers: ClassVar[tuple[CsrBuffers, ...]] = ()
     batch_invariant: ClassVar[bool] = False  # see the module doc
+    # Whether items that only the item metadata names (no training rating) join the catalogue
+    # and get the model's own scores (from their features); otherwise they stay unknown and
+    # get the bias fallback, like any unknown item.
+    scores_unrated_items: ClassVar[bool] = False
 
     def __init__(self, n_users: int, n_items: int, rating_scale: tuple[float, float]):
         super().__init__()

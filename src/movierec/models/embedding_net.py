@@ -199,6 +199,7 @@ class EmbeddingNet(RatingModel):
 
     name = "embedding-net"
     batch_invariant = True  # see score_items
+    scores_unrated_items = True  # from their features (cold_items, item_id_dropout)
     fold_in_method = "adam"
     ranking_fold_in_method = "adam"
     config_class = EmbeddingNetConfig

@@ -15,8 +15,9 @@ in training (SVD++'s implicit feedback). So a 25-year-old student's vector and a
 comedy's meet in one dot product, which the owning model adds to its own output and trains
 with its own loss: one model, one objective, not a blend.
 
-An item that only the metadata knows (item cold start) has an untrained ``q_i`` (shrunk to
-zero by the L2 penalty) and is scored from its features.
+An item with no training rating would have an untrained ``q_i`` (shrunk to zero by the L2
+penalty) and only its features here; Sparse FC, the model that uses this term, leaves such
+items to the bias fallback (``RatingModel.scores_unrated_items``), which measured better.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import torch
 
 from movierec.artifacts import load_run, save_run
 from movierec.config import TrainConfig
-from movierec.errors import ArtifactError, ConfigError
+from movierec.errors import ArtifactError, ConfigError, UnknownIdError
 from movierec.models import build_model, make_config
 from movierec.models.features import encode_features
 from movierec.models.side_factors import SideFactors
@@ -173,7 +173,7 @@ def test_a_film_only_the_metadata_names_gets_the_bias_fallback_not_an_empty_colu
         fallback.user_bias[recommender.encoder.encode_users(np.array([user]))[0]]
     )
     assert recommender.predict([user], [9999]) == pytest.approx([expected], abs=1e-6)
-    with pytest.raises(Exception, match="9999"):
+    with pytest.raises(UnknownIdError, match="9999"):
         recommender.predict([user], [9999], unknown="error")
 
 

@@ -101,8 +101,8 @@ class SideFactors(nn.Module):
 
     def user(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``p~_u`` of user indices ``rows`` (None: every user): ``[B, factors]``."""
-        every = torch.arange(self.n_users, device=self.user_vectors.device)
-        rows = every if rows is None else rows
+        if rows is None:
+            rows = torch.arange(self.n_users, device=self.user_vectors.device)
         vectors = self.user_vectors[rows] + self._features(self.user_tables, rows)
         if self.implicit:
             distinct, inverse = torch.unique(rows, return_inverse=True)
@@ -116,8 +116,8 @@ class SideFactors(nn.Module):
 
     def item(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """``q~_i`` of item indices ``rows`` (None: every item): ``[B, factors]``."""
-        every = torch.arange(self.n_items, device=self.item_vectors.device)
-        rows = every if rows is None else rows
+        if rows is None:
+            rows = torch.arange(self.n_items, device=self.item_vectors.device)
         return self.item_vectors[rows] + self._features(self.item_tables, rows)
 
     @staticmethod
